@@ -1,0 +1,294 @@
+"""Validated containers for paired image/text features: one split, and a whole data set.
+
+Everything is checked once, on construction, so that models, losses and metrics downstream can
+trust shapes, dtypes and label ranges instead of re-checking (or silently mis-training).
+"""
+
+import numbers
+
+import numpy as np
+
+from keras_cmr.datasets.splits import carve_validation
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def _check_real(array, array_name):
+    """Reject strings, objects and complex numbers, which float32 would mangle or refuse."""
+    kind = array.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{array_name} must hold real numbers, got dtype {array.dtype}")
+
+
+def _features(array, array_name):
+    """Check one feature matrix and return it as a contiguous float32 array."""
+    array = np.asarray(array)
+    _check_real(array, array_name)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ValueError(
+            f"{array_name} must be a 2-D (pairs, features) array with at least one feature, "
+            f"got shape {array.shape}"
+        )
+    with np.errstate(over="ignore"):  # an overflow becomes inf, which the check below reports
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    finite_rows = np.isfinite(array).all(axis=1)
+    if not finite_rows.all():
+        row = int(np.flatnonzero(~finite_rows)[0])
+        raise ValueError(
+            f"{array_name} has a NaN or infinite value at row {row} (after conversion to "
+            "float32)"
+        )
+    return array
+
+
+def _labels(array, array_name):
+    """Check labels (integer-valued class indices or 0/1 multi-hot) and return them as int64."""
+    array = np.asarray(array)
+    _check_real(array, array_name)
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"{array_name} must be 1-D class indices (n,) or 2-D multi-hot (n, C), got shape "
+            f"{array.shape}"
+        )
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        if bad.any():
+            row = int(np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))[0])
+            raise ValueError(
+                f"{array_name} must be integer-valued, row {row} holds {array[row].tolist()}"
+            )
+    array = array.astype(np.int64)
+    if array.ndim == 2:
+        bad_rows = ((array != 0) & (array != 1)).any(axis=1)
+        if bad_rows.any():
+            row = int(np.flatnonzero(bad_rows)[0])
+            raise ValueError(
+                f"{array_name} is 2-D so it must be multi-hot 0/1, row {row} holds "
+                f"{array[row].tolist()}; pass class indices as a 1-D array"
+            )
+    return array
+
+
+class CrossModalSplit:
+    """One split of paired data: row i of `image` and row i of `text` form one pair.
+
+    Args:
+        image: image features `(n, Di)`, stored as float32.
+        text: text features `(n, Dt)`, stored as float32.
+        labels: 1-D integer class indices `(n,)` or 2-D multi-hot 0/1 labels `(n, C)`; float
+            arrays are accepted when integer-valued. Stored as int64.
+        name: the split's name, used in error messages (e.g. "image_train").
+
+    Raises:
+        TypeError: if an array does not hold numbers.
+        ValueError: on a feature array that is not 2-D, a NaN or infinite feature, labels that
+            are not integer-valued (or not 0/1 when 2-D), differing pair counts, or no pairs.
+    """
+
+    def __init__(self, image, text, labels, name="split"):
+        self.name = str(name)
+        self.image = _features(image, f"image_{self.name}")
+        self.text = _features(text, f"text_{self.name}")
+        self.labels = _labels(labels, f"label_{self.name}")
+        counts = (len(self.image), len(self.text), len(self.labels))
+        if len(set(counts)) != 1:
+            raise ValueError(
+                f"split {self.name!r} must have one row per pair in every array, got "
+                f"{counts[0]} image rows, {counts[1]} text rows and {counts[2]} labels"
+            )
+        if counts[0] < 1:
+            raise ValueError(f"split {self.name!r} has no pairs")
+
+    @property
+    def num_pairs(self):
+        return len(self.labels)
+
+    @property
+    def is_multilabel(self):
+        return self.labels.ndim == 2
+
+    @property
+    def image_dim(self):
+        return self.image.shape[1]
+
+    @property
+    def text_dim(self):
+        return self.text.shape[1]
+
+    def take(self, indices, name=None):
+        """Return a new split holding the pairs at `indices`.
+
+        Args:
+            indices: integer row indices.
+            name: name of the new split (defaults to this split's name).
+
+        Returns:
+            A `CrossModalSplit`.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        return CrossModalSplit(
+            self.image[indices],
+            self.text[indices],
+            self.labels[indices],
+            name=self.name if name is None else name,
+        )
+
+    def __repr__(self):
+        return (
+            f"CrossModalSplit(name={self.name!r}, num_pairs={self.num_pairs}, "
+            f"image_dim={self.image_dim}, text_dim={self.text_dim}, "
+            f"multilabel={self.is_multilabel})"
+        )
+
+
+class CrossModalDataset:
+    """A cross-modal data set: train and test splits, an optional validation split.
+
+    Args:
+        train: the training `CrossModalSplit`.
+        test: the test `CrossModalSplit` (never used for model selection).
+        num_classes: number of classes. If None: `len(class_names)` when given, else the
+            multi-hot width, else the largest class index over all splits plus one.
+        val: optional validation `CrossModalSplit`; see `with_validation` to carve one.
+        class_names: optional sequence of `num_classes` names (index = class).
+        name: the data set's name.
+
+    Raises:
+        TypeError: if a split is not a `CrossModalSplit`, `num_classes` is not an integer or
+            `class_names` is a single string.
+        ValueError: if the image or text dimension differs between splits, single-label and
+            multi-hot splits are mixed, a label is outside `[0, num_classes)`, the multi-hot
+            width differs from `num_classes`, or `class_names` has the wrong length.
+    """
+
+    def __init__(self, train, test, num_classes=None, val=None, class_names=None, name=""):
+        self.name = str(name)
+        self.train, self.val, self.test = train, val, test
+        for split_name, split in self.splits.items():
+            if not isinstance(split, CrossModalSplit):
+                raise TypeError(
+                    f"{split_name} must be a CrossModalSplit, got {type(split).__name__}"
+                )
+        self._check_dims()
+        if isinstance(class_names, str):
+            raise TypeError("class_names must be a sequence of names, not a single string")
+        self.class_names = None if class_names is None else tuple(str(c) for c in class_names)
+        self.num_classes = self._resolve_num_classes(num_classes)
+        self._check_labels()
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"class_names has {len(self.class_names)} names but there are "
+                f"{self.num_classes} classes"
+            )
+
+    @property
+    def splits(self):
+        """The splits present, as an ordered dict name -> `CrossModalSplit` (train, val, test)."""
+        candidates = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: candidates[name] for name in SPLIT_ORDER if candidates[name] is not None}
+
+    @property
+    def image_dim(self):
+        return self.train.image_dim
+
+    @property
+    def text_dim(self):
+        return self.train.text_dim
+
+    @property
+    def is_multilabel(self):
+        return self.train.is_multilabel
+
+    def _check_dims(self):
+        for split_name, split in self.splits.items():
+            for modality in ("image", "text"):
+                dim = getattr(split, f"{modality}_dim")
+                expected = getattr(self.train, f"{modality}_dim")
+                if dim != expected:
+                    raise ValueError(
+                        f"split {split_name!r} has {modality} dim {dim} but train has "
+                        f"{expected}; every split must share the feature dimensions"
+                    )
+            if split.is_multilabel != self.train.is_multilabel:
+                kinds = {True: "multi-hot", False: "single-label"}
+                raise ValueError(
+                    f"split {split_name!r} is {kinds[split.is_multilabel]} but train is "
+                    f"{kinds[self.train.is_multilabel]}; all splits must use one label format"
+                )
+
+    def _resolve_num_classes(self, num_classes):
+        if num_classes is not None:
+            if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+                raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
+            if num_classes < 1:
+                raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            return int(num_classes)
+        if self.class_names is not None:
+            return len(self.class_names)
+        if self.is_multilabel:
+            return self.train.labels.shape[1]
+        return int(max(split.labels.max() for split in self.splits.values())) + 1
+
+    def _check_labels(self):
+        for split_name, split in self.splits.items():
+            labels = split.labels
+            if labels.ndim == 2:
+                if labels.shape[1] != self.num_classes:
+                    raise ValueError(
+                        f"split {split_name!r} has multi-hot labels of width "
+                        f"{labels.shape[1]} but num_classes is {self.num_classes}"
+                    )
+                continue
+            bad = (labels < 0) | (labels >= self.num_classes)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"split {split_name!r} row {row} has label {labels[row]}, outside "
+                    f"[0, {self.num_classes})"
+                )
+
+    def with_validation(self, fraction=0.1, seed=0):
+        """Return a data set whose validation split is a stratified part of train.
+
+        Args:
+            fraction: share of each training class moved to validation (see
+                `carve_validation`).
+            seed: seed of the split.
+
+        Returns:
+            `self` if a validation split already exists, else a new `CrossModalDataset`.
+
+        Raises:
+            ValueError: as `carve_validation`.
+        """
+        if self.val is not None:
+            return self
+        train_indices, val_indices = carve_validation(self.train.labels, fraction, seed)
+        return CrossModalDataset(
+            train=self.train.take(train_indices, name="train"),
+            val=self.train.take(val_indices, name="val"),
+            test=self.test,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            name=self.name,
+        )
+
+    def summary(self):
+        """A short multi-line description: name, dims, pairs per split, classes."""
+        label_kind = "multi-hot" if self.is_multilabel else "single-label"
+        lines = [
+            f"dataset {self.name or '(unnamed)'}: image dim {self.image_dim}, text dim "
+            f"{self.text_dim}, {self.num_classes} classes ({label_kind})"
+        ]
+        for split_name, split in self.splits.items():
+            lines.append(f"  {split_name:<5} {split.num_pairs:>8} pairs")
+        if self.class_names is not None:
+            lines.append(f"  classes: {', '.join(self.class_names)}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        counts = ", ".join(f"{k}={v.num_pairs}" for k, v in self.splits.items())
+        return (
+            f"CrossModalDataset(name={self.name!r}, {counts}, image_dim={self.image_dim}, "
+            f"text_dim={self.text_dim}, num_classes={self.num_classes})"
+        )

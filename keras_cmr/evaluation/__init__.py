@@ -1,0 +1,29 @@
+"""Retrieval evaluation: exact, chunked metrics and a training callback.
+
+Every metric ranks the gallery by cosine similarity, highest first, ties broken by gallery
+index; see `keras_cmr.evaluation.metrics` for the definitions.
+"""
+
+from keras_cmr.evaluation.callback import RetrievalEvaluation
+from keras_cmr.evaluation.metrics import (
+    evaluate_model,
+    evaluate_retrieval,
+    map_at_r,
+    mean_average_precision,
+    precision_at_k,
+    r_precision,
+    recall_at_k,
+    retrieval_metrics,
+)
+
+__all__ = [
+    "RetrievalEvaluation",
+    "evaluate_model",
+    "evaluate_retrieval",
+    "map_at_r",
+    "mean_average_precision",
+    "precision_at_k",
+    "r_precision",
+    "recall_at_k",
+    "retrieval_metrics",
+]

@@ -1,0 +1,114 @@
+"""`RetrievalEvaluation`: validation mAP in the training logs, for early stopping on it."""
+
+import numbers
+
+import keras
+
+from keras_cmr.evaluation.metrics import evaluate_retrieval
+
+
+class RetrievalEvaluation(keras.callbacks.Callback):
+    """Evaluates image <-> text retrieval on validation data at the end of epochs.
+
+    At the end of the first epoch and of every `every_n_epochs`-th epoch after it (epochs 1, N,
+    2N, ... counted from 1), the callback embeds the validation pairs with
+    `self.model.predict({"image": image, "text": text})`, which must return a dict with the
+    embeddings under "image" and "text", runs `evaluate_retrieval` and writes
+    `<prefix>i2t_<key>`, `<prefix>t2i_<key>` and `<prefix>avg_<key>` into the epoch's `logs`
+    (e.g. "val_i2t_map", "val_t2i_map", "val_avg_map"; "val_avg_map@K" with `top_k`).
+
+    Keras calls callbacks in list order with one shared `logs` dict, so place this callback
+    BEFORE the ones that read its keys:
+
+        callbacks=[RetrievalEvaluation(x_img, x_txt, y),
+                   keras.callbacks.EarlyStopping(monitor="val_avg_map", mode="max", patience=10),
+                   keras.callbacks.ModelCheckpoint(path, monitor="val_avg_map", mode="max",
+                                                   save_best_only=True)]
+
+    On skipped epochs the last computed values are written again, so a monitor never sees a
+    missing key; they count as "no improvement", so EarlyStopping's patience is in epochs, not
+    in evaluations. The model's History receives the keys as well.
+
+    Args:
+        image, text: validation inputs of the two towers, paired row for row.
+        labels: labels of the pairs: (N,) class ids or (N, L) multi-hot.
+        every_n_epochs: evaluate every this many epochs (>= 1).
+        prefix: prefix of the log keys.
+        metrics, top_k, k_values: as in `evaluate_retrieval`.
+        batch_size: prediction batch size.
+        verbose: 1 prints the values after each evaluation.
+
+    Attributes:
+        history: {"epoch": [0-based epochs evaluated], "<prefix>i2t_map": [...], ...}, one
+            entry per evaluation of the latest `fit`.
+    """
+
+    def __init__(
+        self,
+        image,
+        text,
+        labels,
+        every_n_epochs=1,
+        prefix="val_",
+        metrics=("map",),
+        batch_size=256,
+        verbose=0,
+        top_k=None,
+        k_values=(1, 5, 10),
+    ):
+        super().__init__()
+        if (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, numbers.Integral)
+            or every_n_epochs < 1
+        ):
+            raise ValueError(f"`every_n_epochs` must be an integer >= 1, got {every_n_epochs!r}.")
+        self.image = image
+        self.text = text
+        self.labels = labels
+        self.every_n_epochs = every_n_epochs
+        self.prefix = prefix
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.top_k = top_k
+        self.k_values = k_values
+        self.history = {}
+        self._last = {}
+
+    def on_train_begin(self, logs=None):
+        # A new fit must not carry the previous fit's values into its first epochs.
+        self.history = {}
+        self._last = {}
+
+    def evaluate(self):
+        """Embeds the validation data with the current model; returns the prefixed results."""
+        outputs = self.model.predict(
+            {"image": self.image, "text": self.text}, batch_size=self.batch_size, verbose=0
+        )
+        if not isinstance(outputs, dict) or not {"image", "text"} <= outputs.keys():
+            raise ValueError(
+                "RetrievalEvaluation needs model.predict to return a dict with keys 'image' "
+                f"and 'text', got {type(outputs).__name__}."
+            )
+        results = evaluate_retrieval(
+            outputs["image"],
+            outputs["text"],
+            self.labels,
+            metrics=self.metrics,
+            top_k=self.top_k,
+            k_values=self.k_values,
+        )
+        return {f"{self.prefix}{key}": value for key, value in results.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0 or (epoch + 1) % self.every_n_epochs == 0:
+            self._last = self.evaluate()
+            self.history.setdefault("epoch", []).append(epoch)
+            for key, value in self._last.items():
+                self.history.setdefault(key, []).append(value)
+            if self.verbose:
+                shown = " - ".join(f"{key}: {value:.4f}" for key, value in self._last.items())
+                print(f"Epoch {epoch + 1}: {shown}")
+        if logs is not None:
+            logs.update(self._last)

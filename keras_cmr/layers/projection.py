@@ -1,0 +1,95 @@
+"""The projection tower: an MLP head from a modality's features into the shared space."""
+
+import keras
+from keras import ops
+
+
+def l2_normalize(x, axis=-1, epsilon=1e-12):
+    """Divides by the L2 norm; a zero vector stays zero instead of becoming NaN."""
+    squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return x * ops.rsqrt(ops.maximum(squared_norm, ops.cast(epsilon, x.dtype)))
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class L2Normalize(keras.layers.Layer):
+    """Projects each vector onto the unit sphere along `axis`."""
+
+    def __init__(self, axis=-1, epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        return l2_normalize(inputs, axis=self.axis, epsilon=self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class ProjectionTower(keras.layers.Layer):
+    """One modality's tower: features -> L2-normalised embedding.
+
+    The default is the CLIP4CMR head: `Dense(256) -> GELU -> Dense(output_dim) ->
+    Dropout(0.1) -> L2 normalise`. `hidden_dims=()` gives a single linear projection.
+
+    Args:
+        output_dim: width of the shared embedding space.
+        hidden_dims: widths of the hidden layers, each followed by `activation`.
+        activation: activation of the hidden layers.
+        dropout: dropout rate applied to the projected embedding before normalisation.
+        normalize: whether to L2-normalise the output (cosine geometry of the method).
+    """
+
+    def __init__(self, output_dim, hidden_dims=(256,), activation="gelu", dropout=0.1,
+                 normalize=True, **kwargs):
+        super().__init__(**kwargs)
+        if int(output_dim) < 1:
+            raise ValueError(f"`output_dim` must be a positive integer, got {output_dim!r}.")
+        if any(int(width) < 1 for width in hidden_dims):
+            raise ValueError(f"`hidden_dims` must hold positive integers, got {hidden_dims!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        self.output_dim = int(output_dim)
+        self.hidden_dims = tuple(int(width) for width in hidden_dims)
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.normalize = bool(normalize)
+        self.hidden_layers = [
+            keras.layers.Dense(width, activation=activation, dtype=self.dtype_policy,
+                               name=f"hidden_{index}")
+            for index, width in enumerate(self.hidden_dims)
+        ]
+        self.output_layer = keras.layers.Dense(self.output_dim, dtype=self.dtype_policy,
+                                               name="projection")
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.output_layer.build(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for layer in self.hidden_layers:
+            x = layer(x)
+        x = self.dropout_layer(self.output_layer(x), training=training)
+        return l2_normalize(x) if self.normalize else x
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "output_dim": self.output_dim,
+            "hidden_dims": list(self.hidden_dims),
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "normalize": self.normalize,
+        }

@@ -1,0 +1,49 @@
+"""Losses: class-wise (stage 1), pair-wise baselines, the soft contrastive transfer loss, DSCMR.
+
+Every loss is a function of plain tensors that returns one float32 value per anchor, shape
+(batch,), whose mean is the batch loss, and a registered `keras.losses.Loss` class that the
+models call as `loss(y_true=labels, y_pred={...named tensors...})`.
+"""
+
+from keras_cmr.losses._common import label_similarity
+from keras_cmr.losses.class_wise import (
+    ClassWiseCrossEntropy,
+    LabelRegressionLoss,
+    class_wise_cross_entropy,
+    label_regression,
+    prototype_contrastive,
+)
+from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
+from keras_cmr.losses.pair_wise import (
+    ContrastiveLoss,
+    InfoNCELoss,
+    SupervisedInfoNCELoss,
+    TripletLoss,
+    contrastive,
+    infonce,
+    supervised_infonce,
+    triplet,
+)
+from keras_cmr.losses.soft_contrastive import SoftContrastiveLoss, relaxed_labels, soft_contrastive
+
+__all__ = [
+    "ClassWiseCrossEntropy",
+    "ContrastiveLoss",
+    "DSCMRLoss",
+    "InfoNCELoss",
+    "LabelRegressionLoss",
+    "SoftContrastiveLoss",
+    "SupervisedInfoNCELoss",
+    "TripletLoss",
+    "class_wise_cross_entropy",
+    "contrastive",
+    "dscmr",
+    "infonce",
+    "label_regression",
+    "label_similarity",
+    "prototype_contrastive",
+    "relaxed_labels",
+    "soft_contrastive",
+    "supervised_infonce",
+    "triplet",
+]

@@ -1,0 +1,154 @@
+"""Class-wise losses of the source model (METHOD.md, Stage 1), summed over both modalities.
+
+Each function returns one float32 loss per pair i, shape (n,); their mean is the batch loss.
+Labels are (n,) class indices or (n, C) multi-hot; the number of classes C is the last
+dimension of the logits or predictions.
+"""
+
+import keras
+
+from keras_cmr.losses._common import (
+    DictLossWrapper,
+    check_embeddings,
+    check_labels,
+    check_rank,
+    l2_normalize,
+    label_vectors,
+    one_hot_targets,
+    safe_norm,
+    soft_cross_entropy,
+    squared_distances,
+    to_float32,
+    unpack,
+)
+
+
+def _check_classes(labels, num_classes, name):
+    if len(labels.shape) == 2 and labels.shape[-1] not in (1, None, num_classes):
+        raise ValueError(f"multi-hot labels have {labels.shape[-1]} classes but {name} has "
+                         f"{num_classes}")
+
+
+def _class_targets(labels, outputs, name, targets_fn):
+    """(outputs cast to float32, targets (n, C)) after the shape checks."""
+    outputs = check_embeddings(**outputs)
+    labels = check_labels(labels, outputs)
+    num_classes = {x.shape[-1] for x in outputs.values()}
+    if len(num_classes) != 1 or None in num_classes:
+        raise ValueError(f"the {name} must have one static number of classes (last dimension); "
+                         f"received {sorted(num_classes, key=str)}")
+    num_classes = num_classes.pop()
+    _check_classes(labels, num_classes, name)
+    return outputs, targets_fn(labels, num_classes)
+
+
+def class_wise_cross_entropy(labels, image_logits, text_logits):
+    """Softmax cross-entropy of both modalities' class logits, one value per pair.
+
+        l_i = -sum_c y_ic log softmax_c(a_ic) - sum_c y_ic log softmax_c(b_ic)
+
+    with y_i the one-hot class, or the multi-hot vector divided by its number of labels (an
+    empty label set gives 0). With logits s * cos(e, W_c) this is the normalised-softmax loss.
+
+    Args:
+        labels: (n,) class indices or (n, C) multi-hot.
+        image_logits: (n, C) image logits a_i.
+        text_logits: (n, C) text logits b_i.
+
+    Returns:
+        float32 tensor of shape (n,).
+    """
+    logits, targets = _class_targets(
+        labels, {"image_logits": image_logits, "text_logits": text_logits}, "logits",
+        one_hot_targets)
+    return (soft_cross_entropy(targets, logits["image_logits"])
+            + soft_cross_entropy(targets, logits["text_logits"]))
+
+
+def prototype_contrastive(labels, image_embeddings, text_embeddings, prototypes):
+    """Prototype contrastive loss (PCL): cross-entropy of -squared distances to prototypes.
+
+        l_i = -sum_c y_ic log softmax_c(-||u_i - p_c||^2)
+              -sum_c y_ic log softmax_c(-||v_i - p_c||^2)
+
+    with p_c the L2-normalised prototypes and y_i as in `class_wise_cross_entropy`.
+
+    Args:
+        labels: (n,) class indices or (n, C) multi-hot.
+        image_embeddings: (n, E) image embeddings u_i (used as given).
+        text_embeddings: (n, E) text embeddings v_i (used as given).
+        prototypes: (C, E) class prototypes (normalised inside).
+
+    Returns:
+        float32 tensor of shape (n,).
+    """
+    prototypes = to_float32(prototypes)
+    check_rank("prototypes", prototypes, 2)
+    prototypes = l2_normalize(prototypes)
+    embeddings = check_embeddings(image_embeddings=image_embeddings,
+                                  text_embeddings=text_embeddings)
+    sizes = {x.shape[-1] for x in (prototypes, *embeddings.values())} - {None}
+    if len(sizes) > 1:
+        raise ValueError("prototypes and embeddings must have the same embedding size; received "
+                         f"{sorted(sizes)}")
+    logits = {name: -squared_distances(x, prototypes) for name, x in embeddings.items()}
+    return class_wise_cross_entropy(labels, logits["image_embeddings"],
+                                    logits["text_embeddings"])
+
+
+def label_regression(labels, image_predictions, text_predictions):
+    """Label regression loss (DSCMR's first term), one value per pair.
+
+        l_i = ||p_i - y_i||_2 + ||q_i - y_i||_2   (the norm, not its square)
+
+    with y_i the one-hot class or the multi-hot vector; differentiable where p_i = y_i.
+
+    Args:
+        labels: (n,) class indices or (n, C) multi-hot.
+        image_predictions: (n, C) image label predictions p_i.
+        text_predictions: (n, C) text label predictions q_i.
+
+    Returns:
+        float32 tensor of shape (n,).
+    """
+    predictions, targets = _class_targets(
+        labels, {"image_predictions": image_predictions, "text_predictions": text_predictions},
+        "predictions", label_vectors)
+    return (safe_norm(predictions["image_predictions"] - targets)
+            + safe_norm(predictions["text_predictions"] - targets))
+
+
+def _cross_entropy_from_dict(labels, y_pred):
+    return class_wise_cross_entropy(
+        labels, *unpack(y_pred, ("image_logits", "text_logits"), "ClassWiseCrossEntropy"))
+
+
+def _label_regression_from_dict(labels, y_pred):
+    return label_regression(
+        labels,
+        *unpack(y_pred, ("image_predictions", "text_predictions"), "LabelRegressionLoss"))
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class ClassWiseCrossEntropy(DictLossWrapper):
+    """Cross-entropy of both towers' class logits; see `class_wise_cross_entropy`.
+
+    Called as `loss(y_true=labels, y_pred={"image_logits": a, "text_logits": b})`; serves the
+    normalised-softmax classifier and the prototype (PCL) layer alike.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="class_wise_cross_entropy",
+                 dtype=None):
+        super().__init__(_cross_entropy_from_dict, reduction=reduction, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class LabelRegressionLoss(DictLossWrapper):
+    """Label regression of both towers; see `label_regression`.
+
+    Called as `loss(y_true=labels, y_pred={"image_predictions": p, "text_predictions": q})`.
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="label_regression", dtype=None):
+        super().__init__(_label_regression_from_dict, reduction=reduction, name=name,
+                         dtype=dtype)

@@ -1,0 +1,198 @@
+"""The two-tower cross-modal encoder and the base that every trainable model shares."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_cmr.layers import ProjectionTower
+
+MODALITIES = ("image", "text")
+
+
+def check_modalities(inputs):
+    """Raises a clear error unless `inputs` is a dict with an "image" and a "text" entry."""
+    if not isinstance(inputs, dict) or any(key not in inputs for key in MODALITIES):
+        found = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ValueError(
+            'keras_cmr models take a dict {"image": image_features, "text": text_features}; '
+            f"got {found}."
+        )
+
+
+def check_inputs(inputs):
+    """`check_modalities`, and equal pair counts where the shapes are known."""
+    check_modalities(inputs)
+    image_shape, text_shape = ops.shape(inputs["image"]), ops.shape(inputs["text"])
+    if (isinstance(image_shape[0], int) and isinstance(text_shape[0], int)
+            and image_shape[0] != text_shape[0]):
+        raise ValueError(
+            f"image and text must hold the same number of pairs, got {image_shape[0]} images "
+            f"and {text_shape[0]} texts."
+        )
+
+
+def backend_neutral_compile_config(config):
+    """Rewrites the optimizer's module so a file saved on one backend refits on the others.
+
+    On PyTorch, Keras serializes `Adam` as `keras.src.backend.torch.optimizers.torch_adam.Adam`,
+    a class that TensorFlow and JAX cannot train with. The public `keras.optimizers.Adam`
+    resolves to the right implementation on whichever backend loads the file.
+    """
+    optimizer = config.get("optimizer")
+    if isinstance(optimizer, dict) and str(optimizer.get("module", "")).startswith(
+            "keras.src.backend."):
+        config = {**config, "optimizer": {**optimizer, "module": "keras.optimizers"}}
+    return config
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class CrossModalEncoder(keras.Model):
+    """Two towers into one shared, L2-normalised embedding space.
+
+    `call({"image": x_img, "text": x_txt})` returns `{"image": u, "text": v}`. The towers are
+    any Keras layers (projection heads on features, keras-hub backbones on raw inputs).
+
+    Example:
+
+    ```python
+    encoder = CrossModalEncoder.projection(embedding_dim=64)
+    embeddings = encoder({"image": np.zeros((2, 128)), "text": np.zeros((2, 10))})
+    ```
+
+    Args:
+        image_tower: layer mapping image inputs to embeddings.
+        text_tower: layer mapping text inputs to embeddings of the same width.
+    """
+
+    def __init__(self, image_tower, text_tower, **kwargs):
+        super().__init__(**kwargs)
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+
+    @classmethod
+    def projection(cls, embedding_dim=256, hidden_dims=(256,), dropout=0.1, **kwargs):
+        """An encoder of two CLIP4CMR projection towers of the same output width."""
+        towers = {
+            modality: ProjectionTower(embedding_dim, hidden_dims=hidden_dims, dropout=dropout,
+                                      name=f"{modality}_tower")
+            for modality in MODALITIES
+        }
+        return cls(towers["image"], towers["text"], **kwargs)
+
+    def build(self, input_shape):
+        check_modalities(input_shape)
+        # Towers rebuilt from a saved config may come built already.
+        for modality in MODALITIES:
+            tower = getattr(self, f"{modality}_tower")
+            if not tower.built:
+                tower.build(input_shape[modality])
+
+    def call(self, inputs, training=None):
+        check_inputs(inputs)
+        return {
+            "image": self.image_tower(inputs["image"], training=training),
+            "text": self.text_tower(inputs["text"], training=training),
+        }
+
+    def encode_image(self, images, batch_size=256):
+        """Embeds image inputs in inference mode, batch by batch; returns a numpy array."""
+        return _encode(self.image_tower, images, batch_size)
+
+    def encode_text(self, texts, batch_size=256):
+        """Embeds text inputs in inference mode, batch by batch; returns a numpy array."""
+        return _encode(self.text_tower, texts, batch_size)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_tower": keras.saving.serialize_keras_object(self.image_tower),
+            "text_tower": keras.saving.serialize_keras_object(self.text_tower),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("image_tower", "text_tower"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        return backend_neutral_compile_config(super().get_compile_config())
+
+
+def _encode(tower, inputs, batch_size):
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    count = len(inputs)
+    chunks = [
+        ops.convert_to_numpy(tower(inputs[start:start + batch_size], training=False))
+        for start in range(0, count, batch_size)
+    ]
+    if not chunks:
+        raise ValueError("nothing to encode: the input holds no rows.")
+    return np.concatenate(chunks, axis=0)
+
+
+class CrossModalTrainer(keras.Model):
+    """Base of the trainable models: an encoder plus a training objective.
+
+    Subclasses implement `training_loss(x, labels, embeddings, training)`, a scalar; `fit`
+    then works with `model.fit(x={"image": ..., "text": ...}, y=labels)`. `call` returns the
+    encoder's embeddings, so prediction, evaluation and serving need only `model.encoder`.
+    In-batch objectives compare every pair of the batch, so per-sample weights do not apply:
+    `sample_weight` is refused.
+    """
+
+    def __init__(self, encoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+
+    def call(self, inputs, training=None):
+        return self.encoder(inputs, training=training)
+
+    def encode_image(self, images, batch_size=256):
+        return self.encoder.encode_image(images, batch_size=batch_size)
+
+    def encode_text(self, texts, batch_size=256):
+        return self.encoder.encode_text(texts, batch_size=batch_size)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} trains on class labels: call "
+                "fit(x={'image': ..., 'text': ...}, y=labels)."
+            )
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} uses in-batch objectives over all pairs of a batch; "
+                "per-sample weights are not supported."
+            )
+        loss = self.training_loss(x, y, y_pred, training)
+        for extra in self.losses:  # regularisers of the towers
+            loss = loss + ops.cast(extra, loss.dtype)
+        return loss
+
+    def training_loss(self, x, labels, embeddings, training):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        for key in self.serialized_children:
+            child = getattr(self, key)
+            config[key] = None if child is None else keras.saving.serialize_keras_object(child)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls.serialized_children:
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        return backend_neutral_compile_config(super().get_compile_config())

@@ -1,0 +1,66 @@
+"""Embedding transfer: a fresh target encoder learns pair-wise from a frozen source."""
+
+import keras
+from keras import ops
+
+from keras_cmr.losses import SoftContrastiveLoss
+from keras_cmr.models.encoder import CrossModalEncoder, CrossModalTrainer
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class TransferModel(CrossModalTrainer):
+    """MET stage 2: the target encoder trained by the soft contrastive loss.
+
+    The frozen source (a trained `SourceModel` or its encoder) embeds each batch in
+    inference mode; its embeddings give the relaxed labels and margins of the soft
+    contrastive loss, and no gradient reaches it. After training, `model.encoder` (also
+    `model.target`) is the whole retrieval model: save it alone for serving.
+
+    Example:
+
+    ```python
+    transfer = TransferModel(CrossModalEncoder.projection(64), source_model)
+    transfer.compile(optimizer=keras.optimizers.Adam(1e-4, beta_1=0.5))
+    transfer.fit({"image": x_img, "text": x_txt}, labels, batch_size=100)
+    transfer.target.save("target.keras")
+    ```
+
+    Args:
+        target: the fresh `CrossModalEncoder` to train (any tower shapes).
+        source: the trained source, a `CrossModalTrainer` or a `CrossModalEncoder`; frozen.
+        transfer_loss: the loss, `SoftContrastiveLoss()` (METHOD.md defaults) when None.
+    """
+
+    serialized_children = ("encoder", "source", "transfer_loss")
+
+    def __init__(self, encoder, source, transfer_loss=None, **kwargs):
+        super().__init__(encoder, **kwargs)
+        if isinstance(source, CrossModalTrainer):
+            source = source.encoder
+        if not isinstance(source, CrossModalEncoder):
+            raise TypeError(
+                "`source` must be a trained keras_cmr SourceModel or CrossModalEncoder, got "
+                f"{type(source).__name__}."
+            )
+        source.trainable = False
+        self.source = source
+        self.transfer_loss = SoftContrastiveLoss() if transfer_loss is None else transfer_loss
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if not self.source.built:  # a source rebuilt from a saved config, before its weights
+            self.source.build(input_shape)
+
+    @property
+    def target(self):
+        """The trained target encoder: what retrieval uses and what to save for serving."""
+        return self.encoder
+
+    def training_loss(self, x, labels, embeddings, training):
+        source = self.source(x, training=False)
+        return self.transfer_loss(labels, {
+            "image": embeddings["image"],
+            "text": embeddings["text"],
+            "source_image": ops.stop_gradient(source["image"]),
+            "source_text": ops.stop_gradient(source["text"]),
+        })

@@ -1,0 +1,47 @@
+"""Shared test set-up: an isolated KERAS_HOME, the backend in use, and the real data path."""
+
+import os
+import tempfile
+
+# Keras reads and writes ~/.keras/keras.json on first import: never touch the user's file.
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="keras-home-"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+
+
+def shared_data_dir():
+    return os.environ.get("KERAS_CMR_DATA", DEFAULT_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The real benchmark data (../shared/data): a clear failure, never a skip, when missing."""
+    path = shared_data_dir()
+    wikipedia = os.path.join(path, "wikipedia_sift_lda")
+    if not os.path.isdir(wikipedia):
+        pytest.fail(
+            f"the real benchmark data was expected at {wikipedia!r} (../shared/data beside the "
+            "checkout, or set KERAS_CMR_DATA to the folder holding wikipedia_sift_lda/)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def wikipedia_dir(data_dir):
+    return os.path.join(data_dir, "wikipedia_sift_lda")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}"

@@ -1,0 +1,123 @@
+"""Class-wise losses against independent loop implementations."""
+
+import math
+
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_cmr.losses import class_wise_cross_entropy, label_regression, prototype_contrastive
+
+# The sizes of every loss test file: JAX compiles each eager op once per shape.
+N, C, E = 6, 4, 4
+CLASS_LABELS = np.array([0, 1, 0, 3, 1, 2])
+MULTI_HOT = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0],
+                      [1, 0, 1, 1], [0, 1, 0, 0]])
+LABELS = {"classes": CLASS_LABELS, "multi_hot": MULTI_HOT}
+
+
+# ----- the reference: scalar loops on Python floats ---------------------------------------------
+
+def label_vector(labels, i):
+    if labels.ndim == 1:
+        return [1.0 if c == labels[i] else 0.0 for c in range(C)]
+    return [float(x > 0) for x in labels[i]]
+
+
+def ce(labels, i, logits):
+    targets = label_vector(labels, i)
+    count = sum(targets)
+    top = max(float(x) for x in logits)
+    log_z = top + math.log(sum(math.exp(float(x) - top) for x in logits))
+    return -sum(t / count * (float(z) - log_z) for t, z in zip(targets, logits)) if count else 0.0
+
+
+def ref_cross_entropy(labels, a, b):
+    return np.array([ce(labels, i, a[i]) + ce(labels, i, b[i]) for i in range(len(a))])
+
+
+def ref_prototype(labels, u, v, prototypes):
+    units = [[float(x) / math.sqrt(sum(float(y) ** 2 for y in p)) for x in p] for p in prototypes]
+
+    def logits(e):
+        return [-sum((float(x) - y) ** 2 for x, y in zip(e, p)) for p in units]
+
+    return np.array([ce(labels, i, logits(u[i])) + ce(labels, i, logits(v[i]))
+                     for i in range(len(u))])
+
+
+def ref_regression(labels, p, q):
+    out = []
+    for i in range(len(p)):
+        y = label_vector(labels, i)
+        out.append(sum(math.sqrt(sum((float(x) - t) ** 2 for x, t in zip(pred[i], y)))
+                       for pred in (p, q)))
+    return np.array(out)
+
+
+# ----- tests -----------------------------------------------------------------------------------
+
+def assert_matches(got, expected):
+    got = ops.convert_to_numpy(got)
+    assert got.shape == (N,) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("labels", ["classes", "multi_hot"])
+@pytest.mark.parametrize("scale", [1.0, 16.0])
+def test_cross_entropy_matches_reference(rng, labels, scale):
+    a, b = (scale * rng.normal(size=(N, C)).astype("float32") for _ in range(2))
+    assert_matches(class_wise_cross_entropy(LABELS[labels], a, b),
+                   ref_cross_entropy(LABELS[labels], a, b))
+
+
+@pytest.mark.parametrize("labels", ["classes", "multi_hot"])
+def test_prototype_contrastive_matches_reference(rng, labels):
+    u, v = (rng.normal(size=(N, E)).astype("float32") for _ in range(2))
+    prototypes = rng.normal(size=(C, E)).astype("float32")
+    assert_matches(prototype_contrastive(LABELS[labels], u, v, prototypes),
+                   ref_prototype(LABELS[labels], u, v, prototypes))
+
+
+@pytest.mark.parametrize("labels", ["classes", "multi_hot"])
+def test_label_regression_matches_reference(rng, labels):
+    p, q = (rng.normal(size=(N, C)).astype("float32") for _ in range(2))
+    assert_matches(label_regression(LABELS[labels], p, q),
+                   ref_regression(LABELS[labels], p, q))
+
+
+def test_float_and_column_class_labels(rng):
+    a, b = (rng.normal(size=(N, C)).astype("float32") for _ in range(2))
+    expected = ops.convert_to_numpy(class_wise_cross_entropy(CLASS_LABELS, a, b))
+    for labels in (CLASS_LABELS.astype("float32"), CLASS_LABELS[:, None]):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(class_wise_cross_entropy(labels, a, b)), expected, rtol=1e-6)
+
+
+def test_hand_derived_values():
+    # Uniform logits over C classes: log C per tower; a perfect prediction regresses to 0.
+    zeros = np.zeros((2, C), "float32")
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(class_wise_cross_entropy(np.array([0, 3]), zeros, zeros)),
+        [2 * math.log(C)] * 2, rtol=1e-6)
+    one_hot = np.eye(C, dtype="float32")[[0, 3]]
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(label_regression(np.array([0, 3]), one_hot, zeros)), [1.0, 1.0],
+        rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda a: class_wise_cross_entropy(CLASS_LABELS, a, a[:, :3]), "number of classes"),
+        (lambda a: class_wise_cross_entropy(MULTI_HOT[:, :3], a, a), "classes"),
+        (lambda a: class_wise_cross_entropy(CLASS_LABELS[:4], a, a), "labels: 4"),
+        (lambda a: label_regression(CLASS_LABELS, a[:5], a), "image_predictions: 5"),
+        (lambda a: label_regression(CLASS_LABELS, a[0], a), "rank 2"),
+        (lambda a: prototype_contrastive(CLASS_LABELS, a, a, a[0]), "prototypes"),
+        (lambda a: prototype_contrastive(CLASS_LABELS, a, a, a[:, :3]), "embedding size"),
+    ],
+)
+def test_bad_arguments_raise(rng, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(rng.normal(size=(N, C)).astype("float32"))
