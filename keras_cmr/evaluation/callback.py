@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from keras_cmr.evaluation.metrics import evaluate_retrieval
+from keras_cmr.evaluation.metrics import _embed, evaluate_retrieval
 
 
 class RetrievalEvaluation(keras.callbacks.Callback):
@@ -83,17 +83,10 @@ class RetrievalEvaluation(keras.callbacks.Callback):
 
     def evaluate(self):
         """Embeds the validation data with the current model; returns the prefixed results."""
-        outputs = self.model.predict(
-            {"image": self.image, "text": self.text}, batch_size=self.batch_size, verbose=0
-        )
-        if not isinstance(outputs, dict) or not {"image", "text"} <= outputs.keys():
-            raise ValueError(
-                "RetrievalEvaluation needs model.predict to return a dict with keys 'image' "
-                f"and 'text', got {type(outputs).__name__}."
-            )
+        image, text = _embed(self.model, self.image, self.text, self.batch_size)
         results = evaluate_retrieval(
-            outputs["image"],
-            outputs["text"],
+            image,
+            text,
             self.labels,
             metrics=self.metrics,
             top_k=self.top_k,

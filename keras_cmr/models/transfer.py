@@ -42,6 +42,10 @@ class TransferModel(CrossModalTrainer):
                 "`source` must be a trained keras_cmr SourceModel or CrossModalEncoder, got "
                 f"{type(source).__name__}."
             )
+        # On TensorFlow, Keras does not pass `trainable=False` down to sublayers when the
+        # model already reads False (a source rebuilt from a saved config whose towers made
+        # trainable sublayers); switching it on first makes every sublayer follow.
+        source.trainable = True
         source.trainable = False
         self.source = source
         self.transfer_loss = SoftContrastiveLoss() if transfer_loss is None else transfer_loss

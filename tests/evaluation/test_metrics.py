@@ -103,6 +103,16 @@ def test_random_data_matches_reference(rng, multi_hot, top_k, chunk_size):
     assert 0.0 < got["map" if top_k is None else f"map@{top_k}"] < 1.0
 
 
+def test_huge_and_tiny_magnitudes_are_normalised(rng):
+    # 2**100 and 2**-100 scale exactly; their squares overflow / underflow float32.
+    queries, query_labels, gallery, gallery_labels = random_data(rng, 30, 40, 5, 3)
+    got, _ = assert_matches_reference(queries * np.float32(2.0**100), query_labels,
+                                      gallery * np.float32(2.0**-100), gallery_labels)
+    assert got["map"] == pytest.approx(
+        mean_average_precision(queries, query_labels, gallery, gallery_labels), abs=1e-6
+    )
+
+
 def test_single_metric_functions_match_reference(rng):
     data = random_data(rng, 40, 90, 5, 4)
     expected = reference_metrics(*data, top_k=None, k_values=(3,))

@@ -5,7 +5,6 @@ import os
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 import keras_cmr
 from keras_cmr import losses
@@ -153,3 +152,31 @@ def test_config_round_trip_of_every_model(pairs):
         model = make_model(kind, pairs)
         restored = model.__class__.from_config(model.get_config())
         assert restored.get_config() == model.get_config(), kind
+
+
+@pytest.mark.parametrize("pair_loss", [
+    losses.ContrastiveLoss(margin=0.7),
+    losses.TripletLoss(margin=0.3, mining="all"),
+    losses.InfoNCELoss(temperature=0.05),
+    losses.SupervisedInfoNCELoss(temperature=0.2),
+])
+def test_every_pair_loss_travels_in_a_keras_file(pair_loss, pairs, tmp_path):
+    x, _ = pairs
+    model = PairwiseModel(encoder(), pair_loss)
+    model.predict(x, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored.pair_loss) is type(pair_loss)
+    assert restored.pair_loss.get_config() == pair_loss.get_config()
+
+
+def test_soft_contrastive_options_travel_in_a_keras_file(pairs, tmp_path):
+    x, y = pairs
+    loss = losses.SoftContrastiveLoss(sigma="median", delta=1.5, margin="fixed",
+                                      label_mix=0.2, intra_modal_weight=0.3)
+    model = TransferModel(encoder(), trained_source(pairs), loss)
+    model.predict(x, verbose=0)
+    model.save(str(tmp_path / "transfer.keras"))
+    restored = keras.saving.load_model(str(tmp_path / "transfer.keras"))
+    assert restored.transfer_loss.get_config() == loss.get_config()

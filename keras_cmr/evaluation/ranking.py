@@ -1,0 +1,243 @@
+"""The ranking engine behind `keras_cmr.evaluation.metrics`: exact, chunked, no argsort.
+
+Similarities are float32, one BLAS matmul per chunk of queries; duplicate gallery rows are
+scored once, so they tie exactly. Ranks are exact for these float32 values without an argsort:
+each score maps to an int32 of the same order with the relevance flag as its lowest bit
+(|cos| < 2 leaves a bit free), rows are sorted by value only, and the relevant items' ranks are
+read off the flags. Where a relevant item ties with an irrelevant one, the tied items are
+re-ranked by gallery index (the whole row is re-sorted with the index in an int64 key when it
+has many such ties).
+
+Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts, which run in
+one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d), never Nq * Ng.
+"""
+
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# The automatic chunk size keeps a chunk's float32 scores under this many bytes.
+_CHUNK_BYTES = 128 * 2**20
+# Scores ranked per block: the key, sort and rank arrays of a block stay in cache.
+_BLOCK_SCORES = 2**17
+# Threads that rank blocks in parallel: the CPUs this process may run on.
+_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+# Rows with more tie groups than this are re-sorted whole instead of fixed group by group.
+_MAX_TIE_GROUPS = 8
+
+
+def _deduplicate(rows):
+    """(unique rows, inverse) when float32 `rows` repeats a row, else (rows, None)."""
+    # Equal rows have equal integer hashes; only a hash collision needs the exact byte sort.
+    bits = rows.view(np.uint32)
+    weights = np.random.default_rng(0).integers(1, 2**63, rows.shape[1], dtype=np.uint64)
+    hashes = np.concatenate(
+        [(bits[i : i + 1024] * weights).sum(axis=1) for i in range(0, len(rows), 1024)]
+    )
+    if len(np.unique(hashes)) == len(rows):
+        return rows, None
+    row_bytes = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(row_bytes, return_index=True, return_inverse=True)
+    return (rows, None) if len(first) == len(rows) else (rows[first], inverse)
+
+
+def _relevance(query_labels, gallery_labels, out=None):
+    """(queries, gallery) bool: same class id, or at least one shared multi-hot label."""
+    if gallery_labels.ndim == 1:
+        return np.equal(query_labels[:, None], gallery_labels[None, :], out=out)
+    return np.greater(query_labels @ gallery_labels.T, 0.5, out=out)
+
+
+def _pair_relevance(query_labels, gallery_labels):
+    """Relevance of aligned pairs: query_labels[i] against gallery_labels[i]."""
+    if gallery_labels.ndim == 1:
+        return query_labels == gallery_labels
+    return np.einsum("ij,ij->i", query_labels, gallery_labels) > 0.5
+
+
+def _order_keys(scores, relevant, out=None, scratch=None):
+    """int32 keys 2 * v + rel of float32 `scores`, v an int of the same order as the score.
+
+    v is the float's magnitude bits, negated for negative floats (-0.0 and 0.0 both give 0).
+    |cos| < 2 keeps bit 30 clear, so shifting left drops only the sign bit and loses nothing.
+    `out` and `scratch` (int32, the scores' shape) spare the allocations.
+    """
+    bits = scores.view(np.int32)
+    sign = np.right_shift(bits, 31, out=scratch)
+    keys = np.left_shift(bits, 1, out=out)
+    keys ^= sign
+    keys -= sign
+    keys |= relevant
+    return keys
+
+
+def _low_bit(keys, out=None):
+    """The relevance bits of `keys` as bool (nonzero is much faster on bool than on ints)."""
+    out = np.empty(keys.shape, bool) if out is None else out
+    return np.bitwise_and(keys, 1, out=out, casting="unsafe")
+
+
+def _stable_columns(scores, relevant):
+    """Sorted columns of the relevant items of each row, equal scores ordered by index.
+
+    Each key widens to int64 as (v, n - 1 - index, rel), so a value-only sort is the stable one.
+    """
+    tiebreak = np.arange(scores.shape[1] - 1, -1, -1, dtype=np.int64) << 1
+    wide = _order_keys(scores, relevant).astype(np.int64)
+    wide >>= 1
+    wide <<= 33
+    wide |= tiebreak
+    wide |= relevant
+    wide.sort(axis=1)
+    return np.nonzero(_low_bit(wide))[1]
+
+
+def _reorder_tie_groups(scores, relevant, columns, group_rows, group_hits, group_keys):
+    """Re-ranks the relevant items of tie groups by gallery index, in `columns` (in place).
+
+    A group is the set of items of row `group_rows[g]` whose key is `group_keys[g]` (2v + 1)
+    or 2v, i.e. whose score equals the score v stands for; its relevant items are the hits
+    `group_hits[g]`, `group_hits[g] + 1`, ... of `columns`, ascending. The group keeps its
+    columns; they are handed out by gallery index instead.
+    """
+    # The float32 score of each group: v is the magnitude bits, negated for negative scores.
+    v = group_keys >> 1
+    values = np.where(v >= 0, v, -v | np.int32(-(2**31))).view(np.float32)
+    n_cols = scores.shape[1]
+    members = np.flatnonzero(scores[group_rows] == values[:, None])
+    group = members // n_cols
+    index = members - group * n_cols
+    is_relevant = relevant[group_rows[group], index]
+    sizes = np.bincount(group, minlength=len(group_rows))
+    # t: place of a member within its group by gallery index; j: the same among relevant.
+    t = np.arange(len(group)) - (np.cumsum(sizes) - sizes)[group]
+    n_relevant = np.bincount(group[is_relevant], minlength=len(group_rows))
+    group, t = group[is_relevant], t[is_relevant]
+    j = np.arange(len(group)) - (np.cumsum(n_relevant) - n_relevant)[group]
+    first_hit = group_hits[group]
+    top_column = columns[first_hit] + n_relevant[group] - 1
+    columns[first_hit + n_relevant[group] - 1 - j] = top_column - t
+
+
+def _block_ranks(scores, relevant, buffers):
+    """Ranks of the relevant items in each row of a block of float32 `scores`.
+
+    Returns `counts` (relevant items per row) and, for every relevant pair in row-major order,
+    its `rows` index, its 1-based `ranks` (descending within a row) and `k` (how many relevant
+    items rank at or above it), so P@rank = k / rank. `buffers`: int32, int32 and bool work
+    arrays of the block's shape.
+    """
+    n_rows, n_cols = scores.shape
+    keys = _order_keys(scores, relevant, out=buffers[0], scratch=buffers[1])
+    keys.sort(axis=1)
+    flat = keys.ravel()
+    positions = np.flatnonzero(_low_bit(flat, out=buffers[2].ravel()))
+    ends = np.searchsorted(positions, np.arange(1, n_rows + 1) * n_cols)
+    counts = np.diff(ends, prepend=0)
+    rows = np.repeat(np.arange(n_rows), counts)
+    columns = positions - np.repeat(np.arange(0, n_rows * n_cols, n_cols), counts)
+    # A relevant key 2v+1 right after an irrelevant 2v starts a tie group: equal scores that
+    # the value sort did not order by gallery index.
+    group_hits = np.flatnonzero((columns > 0) & (flat[positions - 1] == flat[positions] - 1))
+    if len(group_hits):
+        group_rows, group_keys = rows[group_hits], flat[positions[group_hits]]
+        # Few groups in a row: fix them in place (O(n) each); many: re-sort the row stably.
+        crowded = np.bincount(group_rows, minlength=n_rows) > _MAX_TIE_GROUPS
+        few = ~crowded[group_rows]
+        if few.any():
+            _reorder_tie_groups(scores, relevant, columns, group_rows[few], group_hits[few],
+                                group_keys[few])
+        if crowded.any():
+            columns[crowded[rows]] = _stable_columns(scores[crowded], relevant[crowded])
+    ranks = n_cols - columns  # ascending columns of the sort are descending ranks
+    k = np.repeat(ends, counts) - np.arange(len(rows))
+    return counts, rows, ranks, k
+
+
+def _query_values(counts, rows, ranks, k, plan):
+    """Per-query values of every planned metric, as {key: array}."""
+    n_rows = len(counts)
+    precision = k / ranks
+    per_row = lambda weights: np.bincount(rows, weights=weights, minlength=n_rows)  # noqa: E731
+    hits_within = lambda mask: np.bincount(rows[mask], minlength=n_rows)  # noqa: E731
+    safe_counts = np.maximum(counts, 1)
+    first_rank = np.full(n_rows, np.inf)
+    has_relevant = counts > 0
+    first_rank[has_relevant] = ranks[np.cumsum(counts)[has_relevant] - 1]
+    values = {}
+    for key, (kind, cutoff) in plan.items():
+        if kind == "map" and cutoff is None:
+            values[key] = per_row(precision) / safe_counts
+        elif kind == "map":
+            within = ranks <= cutoff
+            values[key] = per_row(precision * within) / np.maximum(hits_within(within), 1)
+        elif kind == "map@r":
+            values[key] = per_row(precision * (ranks <= counts[rows])) / safe_counts
+        elif kind == "r_precision":
+            values[key] = hits_within(ranks <= counts[rows]) / safe_counts
+        elif kind == "precision":
+            values[key] = hits_within(ranks <= cutoff) / cutoff
+        else:
+            values[key] = (first_rank <= cutoff).astype(np.float64)
+    return values
+
+
+def _rank_rows(scores, query_labels, gallery_labels, plan, out):
+    """Writes the metric values of each row of `scores` into `out` ({key: array}), by blocks."""
+    n_rows, n_cols = scores.shape
+    block = max(1, min(_BLOCK_SCORES // n_cols, n_rows))
+    # Reused across blocks: fresh arrays would page-fault on every block.
+    buffers = [np.empty((block, n_cols), dtype) for dtype in (bool, np.int32, np.int32, bool)]
+    for start in range(0, n_rows, block):
+        rows = slice(start, min(start + block, n_rows))
+        blocks = [buffer[: rows.stop - start] for buffer in buffers]
+        relevant = _relevance(query_labels[rows], gallery_labels, out=blocks[0])
+        ranked = _block_ranks(scores[rows], relevant, blocks[1:])
+        for key, values in _query_values(*ranked, plan).items():
+            out[key][rows] = values
+
+
+def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_size):
+    """The mean over queries of each metric in `plan`.
+
+    Args:
+        queries, gallery: float32 arrays with unit-norm (or zero) rows, C-contiguous.
+        query_labels, gallery_labels: int class ids (1-D) or 0/1 float32 multi-hot (2-D).
+        plan: {output key: (kind, cutoff)}, kind among "map" (cutoff None or K), "map@r",
+            "r_precision", "precision" and "recall" (cutoff k).
+        chunk_size: queries per matmul; None keeps a chunk's scores under about 128 MB.
+
+    Returns:
+        {output key: float}.
+    """
+    n_queries, n_gallery = len(queries), len(gallery)
+    if gallery_labels.ndim == 1:
+        # Dense class codes in the narrowest integer type keep the label compare in cache.
+        codes = np.unique(np.concatenate([query_labels, gallery_labels]), return_inverse=True)[1]
+        codes = codes.astype(np.min_scalar_type(codes.max()))
+        query_labels, gallery_labels = codes[:n_queries], codes[n_queries:]
+    # A matmul may round the same dot product differently at different tile positions, so
+    # duplicate gallery rows are scored once and copied: their tie is then exact.
+    unique_rows, inverse = _deduplicate(gallery)
+    if chunk_size is None:
+        # float32 scores, plus the unique rows' scores while they are copied out.
+        chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
+    values = {key: np.zeros(n_queries) for key in plan}
+    workers = min(_WORKERS, chunk_size, n_queries)
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for start in range(0, n_queries, chunk_size):
+            chunk = slice(start, min(start + chunk_size, n_queries))
+            scores = queries[chunk] @ unique_rows.T
+            if inverse is not None:
+                scores = scores[:, inverse]
+            # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
+            # in its sorts and element-wise loops, so the shares run in parallel.
+            bounds = np.linspace(0, len(scores), workers + 1).astype(int)
+            parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            outs = [{key: array[chunk][part] for key, array in values.items()} for part in parts]
+            args = [(scores[part], query_labels[chunk][part], gallery_labels, plan, out)
+                    for part, out in zip(parts, outs)]
+            list((pool.map if pool else map)(lambda arguments: _rank_rows(*arguments), args))
+    return {key: float(array.mean()) for key, array in values.items()}
