@@ -1,7 +1,8 @@
 """Retrieval evaluation: exact, chunked metrics and a training callback.
 
 Every metric ranks the gallery by cosine similarity, highest first, ties broken by gallery
-index; see `keras_cmr.evaluation.metrics` for the definitions.
+index: `metrics` holds the definitions and the public functions, `ranking` the chunked engine
+behind them, `callback` the `RetrievalEvaluation` callback for early stopping on validation mAP.
 """
 
 from keras_cmr.evaluation.callback import RetrievalEvaluation

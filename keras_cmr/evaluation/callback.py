@@ -4,14 +4,15 @@ import numbers
 
 import keras
 
-from keras_cmr.evaluation.metrics import _embed, evaluate_retrieval
+from keras_cmr.evaluation.metrics import _embed, _metric_plan, evaluate_retrieval
 
 
 class RetrievalEvaluation(keras.callbacks.Callback):
     """Evaluates image <-> text retrieval on validation data at the end of epochs.
 
-    At the end of the first epoch and of every `every_n_epochs`-th epoch after it (epochs 1, N,
-    2N, ... counted from 1), the callback embeds the validation pairs with
+    At the end of the first epoch of each `fit` and of every epoch whose number (counted from 1)
+    is a multiple of `every_n_epochs` (epochs 1, N, 2N, ...), the callback embeds the validation
+    pairs with
     `self.model.predict({"image": image, "text": text})`, which must return a dict with the
     embeddings under "image" and "text", runs `evaluate_retrieval` and writes
     `<prefix>i2t_<key>`, `<prefix>t2i_<key>` and `<prefix>avg_<key>` into the epoch's `logs`
@@ -27,7 +28,8 @@ class RetrievalEvaluation(keras.callbacks.Callback):
 
     On skipped epochs the last computed values are written again, so a monitor never sees a
     missing key; they count as "no improvement", so EarlyStopping's patience is in epochs, not
-    in evaluations. The model's History receives the keys as well.
+    in evaluations. Give monitors `mode="max"`: in "auto" mode Keras would minimise a name
+    without "acc" or "auc" in it. The model's History receives the keys as well.
 
     Args:
         image, text: validation inputs of the two towers, paired row for row.
@@ -41,6 +43,11 @@ class RetrievalEvaluation(keras.callbacks.Callback):
     Attributes:
         history: {"epoch": [0-based epochs evaluated], "<prefix>i2t_map": [...], ...}, one
             entry per evaluation of the latest `fit`.
+
+    Raises:
+        ValueError: for `every_n_epochs` < 1 or unknown metrics; at an evaluation, when the
+            model's prediction is not a dict with "image" and "text", or as
+            `evaluate_retrieval` does.
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
             or every_n_epochs < 1
         ):
             raise ValueError(f"`every_n_epochs` must be an integer >= 1, got {every_n_epochs!r}.")
+        _metric_plan(metrics, top_k, k_values)  # bad metric names fail now, not after an epoch
         self.image = image
         self.text = text
         self.labels = labels
@@ -95,7 +103,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         return {f"{self.prefix}{key}": value for key, value in results.items()}
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0 or (epoch + 1) % self.every_n_epochs == 0:
+        if not self._last or (epoch + 1) % self.every_n_epochs == 0:
             self._last = self.evaluate()
             self.history.setdefault("epoch", []).append(epoch)
             for key, value in self._last.items():

@@ -303,7 +303,9 @@ def evaluate_retrieval(
     image, image_labels = _prepare_side(
         image_embeddings, image_labels, "image_embeddings", "image_labels"
     )
-    text, text_labels = _prepare_side(text_embeddings, text_labels, "text_embeddings", "text_labels")
+    text, text_labels = _prepare_side(
+        text_embeddings, text_labels, "text_embeddings", "text_labels"
+    )
     _check_dims(image, text, "image_embeddings", "text_embeddings")
     _check_label_forms(image_labels, text_labels, "image_labels", "text_labels")
     i2t = rank_metrics(image, image_labels, text, text_labels, plan, chunk_size)

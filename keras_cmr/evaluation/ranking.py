@@ -9,7 +9,7 @@ re-ranked by gallery index (the whole row is re-sorted with the index in an int6
 has many such ties).
 
 Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts, which run in
-one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d), never Nq * Ng.
+one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
 """
 
 import contextlib
@@ -48,13 +48,6 @@ def _relevance(query_labels, gallery_labels, out=None):
     if gallery_labels.ndim == 1:
         return np.equal(query_labels[:, None], gallery_labels[None, :], out=out)
     return np.greater(query_labels @ gallery_labels.T, 0.5, out=out)
-
-
-def _pair_relevance(query_labels, gallery_labels):
-    """Relevance of aligned pairs: query_labels[i] against gallery_labels[i]."""
-    if gallery_labels.ndim == 1:
-        return query_labels == gallery_labels
-    return np.einsum("ij,ij->i", query_labels, gallery_labels) > 0.5
 
 
 def _order_keys(scores, relevant, out=None, scratch=None):
@@ -224,20 +217,30 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
     if chunk_size is None:
         # float32 scores, plus the unique rows' scores while they are copied out.
         chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
+    chunk_size = min(chunk_size, n_queries)
     values = {key: np.zeros(n_queries) for key in plan}
-    workers = min(_WORKERS, chunk_size, n_queries)
+    # One score buffer for all chunks: no second chunk alive, no fresh pages per chunk.
+    buffer = np.empty((chunk_size, n_gallery), np.float32)
+    if inverse is not None:
+        unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
+    workers = min(_WORKERS, chunk_size)
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for start in range(0, n_queries, chunk_size):
             chunk = slice(start, min(start + chunk_size, n_queries))
-            scores = queries[chunk] @ unique_rows.T
-            if inverse is not None:
-                scores = scores[:, inverse]
+            scores = buffer[: chunk.stop - start]
+            if inverse is None:
+                np.matmul(queries[chunk], unique_rows.T, out=scores)
+            else:
+                unique_scores = unique_buffer[: chunk.stop - start]
+                np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+                np.take(unique_scores, inverse, axis=1, out=scores)
             # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
             # in its sorts and element-wise loops, so the shares run in parallel.
-            bounds = np.linspace(0, len(scores), workers + 1).astype(int)
-            parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-            outs = [{key: array[chunk][part] for key, array in values.items()} for part in parts]
-            args = [(scores[part], query_labels[chunk][part], gallery_labels, plan, out)
-                    for part, out in zip(parts, outs)]
-            list((pool.map if pool else map)(lambda arguments: _rank_rows(*arguments), args))
+            bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
+            jobs = [
+                (scores[a - start : b - start], query_labels[a:b], gallery_labels, plan,
+                 {key: array[a:b] for key, array in values.items()})
+                for a, b in zip(bounds[:-1], bounds[1:])
+            ]
+            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
     return {key: float(array.mean()) for key, array in values.items()}

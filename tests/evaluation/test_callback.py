@@ -60,6 +60,7 @@ def test_callback_feeds_early_stopping_and_matches_evaluate_retrieval(rng):
 
 
 def test_skipped_epochs_repeat_the_last_values(rng):
+    keras.utils.set_random_seed(1)
     inputs, targets, labels = paired_data(rng)
     model = two_tower()
     evaluation = RetrievalEvaluation(inputs["image"], inputs["text"], labels, every_n_epochs=3,
@@ -73,6 +74,12 @@ def test_skipped_epochs_repeat_the_last_values(rng):
     assert values[1] == values[0] and values[3] == values[2]
     assert values[0] != values[2]
     assert evaluation.history["dev_i2t_map"] == history.history["dev_i2t_map"][::2]
+    # A new fit starts without the old values: its first epoch (5, not a multiple of 3) is
+    # evaluated.
+    resumed = model.fit(inputs, targets, epochs=6, initial_epoch=4, batch_size=16, verbose=0,
+                        callbacks=[evaluation])
+    assert evaluation.history["epoch"] == [4, 5]
+    assert resumed.history["dev_avg_map"] == evaluation.history["dev_avg_map"]
 
 
 def test_callback_and_evaluate_model_reject_non_dict_outputs(rng):
@@ -89,3 +96,5 @@ def test_callback_and_evaluate_model_reject_non_dict_outputs(rng):
         evaluation.on_epoch_end(0, {})
     with pytest.raises(ValueError, match="`every_n_epochs` must be an integer >= 1"):
         RetrievalEvaluation(inputs["image"], inputs["text"], labels, every_n_epochs=0)
+    with pytest.raises(ValueError, match="Unknown metric 'mAP'"):
+        RetrievalEvaluation(inputs["image"], inputs["text"], labels, metrics=("mAP",))
