@@ -3,10 +3,11 @@
 Loads a `.keras` encoder saved by `train_met.py` with `keras_cmr.saving.load_model` (safe mode:
 no code in the file runs), embeds every text of a data split in batches with
 `encoder.encode_text` (the gallery, computed once, as a server would), embeds image queries with
-`encoder.encode_image`, and ranks the gallery by cosine similarity (the embeddings are
-L2-normalised, so a dot product). For the first few images of the split it prints the top-k
-texts' indices, similarities and whether their class matches the query's, then the split's
-image->text mAP@all over all queries as a check.
+`encoder.encode_image`, and ranks the gallery by cosine similarity (a dot product of
+L2-normalised embeddings), ties broken by gallery index as in `keras_cmr.evaluation`. For the
+first few images of the split it prints the top-k texts' indices, similarities and whether
+their class matches the query's, then the split's image->text mAP@all over all queries as a
+check (the same figure `train_met.py` printed for the target before saving it).
 
 Run it from the repository root, after training:
 
@@ -20,6 +21,7 @@ Run it from the repository root, after training:
 
 import argparse
 import os
+import re
 import sys
 
 import numpy as np
@@ -79,6 +81,14 @@ def class_text(dataset, labels):
     return "/".join(f"{i} {dataset.class_names[i]!r}" for i in ids)
 
 
+def short_error(error):
+    """The telling line of a (multi-line, colour-coded) Keras error message."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    telling = [line for line in lines if "expected" in line] or lines or [""]
+    return f"{type(error).__name__}: {telling[0]}"
+
+
 def fail(message):
     print(f"serve_embeddings.py: error: {message}", file=sys.stderr)
     return 2
@@ -108,26 +118,31 @@ def main(argv=None):
     except Exception as error:  # e.g. a feature width that is not the one trained on
         return fail(f"{args.model!r} could not embed {args.data!r} {args.split} data "
                     f"(image dim {split.image_dim}, text dim {split.text_dim}); was it trained "
-                    f"on this data? {type(error).__name__}: {error}")
+                    f"on this data? {short_error(error)}")
     print(f"{args.model}: {type(encoder).__name__}, embedding dim {gallery.shape[1]}")
     print(f"gallery: {split.num_pairs} {args.split} texts -> embeddings {gallery.shape} "
           f"(encode_text, batches of {args.batch_size})")
     print(f"queries: first {len(queries)} {args.split} images -> embeddings {queries.shape} "
           "(encode_image)")
 
-    similarities = queries @ gallery.T  # cosine: both sides are L2-normalised
+    # Cosine similarity. keras_cmr's towers L2-normalise already; normalising here as well
+    # keeps the ranking right for towers built with `normalize=False`.
+    gallery = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    similarities = queries @ gallery.T
     k = min(args.top_k, split.num_pairs)
     hits_total = 0
     for row, neighbours in enumerate(top_k(similarities, k)):
         query_label = split.labels[row]
         print(f"\nimage {row} (class {class_text(dataset, query_label)}; its paired text is "
               f"{row}): top {k} texts")
-        for rank, index in enumerate(neighbours, start=1):
+        classes = [class_text(dataset, split.labels[index]) for index in neighbours]
+        width = max(len(name) for name in classes)
+        for rank, (index, name) in enumerate(zip(neighbours, classes), start=1):
             match = same_class(split.labels[index], query_label)
             hits_total += match
             print(f"  {rank}. text {index:>5}  similarity {similarities[row, index]:+.4f}  "
-                  f"class {class_text(dataset, split.labels[index]):<8} "
-                  f"{'match' if match else 'no match'}")
+                  f"class {name:<{width}}  {'match' if match else 'no match'}")
     print(f"\nprecision@{k} over these {len(queries)} queries: "
           f"{hits_total / (k * len(queries)):.4f}")
 

@@ -10,8 +10,8 @@ target encoder, all that retrieval needs, is saved for `serve_embeddings.py`.
 
 Run it from the repository root:
 
-    python examples/train_met.py                              # digits (no download), ~1 min
-    python examples/train_met.py --epochs 2 --quiet           # a smoke run, seconds
+    python examples/train_met.py                              # digits (no download), a few minutes
+    python examples/train_met.py --epochs 2 --quiet           # a smoke run, well under a minute
     python examples/train_met.py --data wikipedia:../shared/data/wikipedia_sift_lda
     KERAS_BACKEND=jax python examples/train_met.py            # any Keras backend
 
@@ -32,8 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", default="digits",
                         help="'digits' (default, no download), 'wikipedia:PATH' or 'npz:PATH'")
     parser.add_argument("--epochs", type=int, default=200,
-                        help="most epochs per stage; early stopping usually ends sooner "
-                             "(default %(default)s)")
+                        help="most epochs per stage; early stopping on the validation avg mAP "
+                             "may end sooner (default %(default)s)")
     parser.add_argument("--patience", type=int, default=10,
                         help="epochs without a better validation avg mAP before stopping "
                              "(default %(default)s)")

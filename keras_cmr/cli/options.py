@@ -17,7 +17,7 @@ def add_protocol_options(parser):
     defaults = TrainingConfig()
     parser.add_argument("--epochs", type=int, default=defaults.epochs,
                         help="most epochs per stage; early stopping on validation avg mAP "
-                             "usually stops sooner (default %(default)s)")
+                             "may stop sooner (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--patience", type=int, default=defaults.patience)

@@ -27,7 +27,8 @@ class TransferModel(CrossModalTrainer):
 
     Args:
         target: the fresh `CrossModalEncoder` to train (any tower shapes).
-        source: the trained source, a `CrossModalTrainer` or a `CrossModalEncoder`; frozen.
+        source: the trained source, a `CrossModalTrainer` or a `CrossModalEncoder`. Its
+            encoder is frozen in place (`trainable = False`) and kept as `model.source`.
         transfer_loss: the loss, `SoftContrastiveLoss()` (METHOD.md defaults) when None.
     """
 
