@@ -114,12 +114,13 @@ def measure_test_split(encoder, split):
                               split.labels)
 
 
-def run_method(method, dataset, config, seed=0, source=None):
+def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
     """Trains `method` on `dataset` (validation carved if absent) and measures the test split.
 
     Returns `(trained_model, result)`: result holds the test figures, the best validation
     average mAP, the epochs run and the seconds taken. For "met" and "kim" without a given
-    `source`, the source model is trained first under the same protocol.
+    `source`, the source model is trained first under the same protocol. `callbacks` are
+    added to every stage's `fit` (after the validation evaluation, so they see its logs).
     """
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
     keras.utils.set_random_seed(seed)
@@ -127,9 +128,9 @@ def run_method(method, dataset, config, seed=0, source=None):
     stages = {}
     if method in ("met", "kim") and source is None:
         source, stages["source"] = _train(build_model("source", dataset.num_classes, config),
-                                          dataset, config)
+                                          dataset, config, callbacks)
     model, stages[method] = _train(build_model(method, dataset.num_classes, config, source),
-                                   dataset, config)
+                                   dataset, config, callbacks)
     result = {
         "method": method,
         "seed": seed,
@@ -142,8 +143,8 @@ def run_method(method, dataset, config, seed=0, source=None):
     return model, result
 
 
-def _train(model, dataset, config):
-    history = fit_selected(model, dataset, config)
+def _train(model, dataset, config, callbacks):
+    history = fit_selected(model, dataset, config, callbacks)
     curve = [float(value) for value in history["val_avg_map"]]
     return model, {"epochs": len(curve), "best_val_avg_map": max(curve), "val_avg_map": curve,
                    "loss": [float(value) for value in history["loss"]]}

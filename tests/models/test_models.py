@@ -87,6 +87,12 @@ def test_fit_without_labels_or_with_a_bad_input_dict_fails_clearly(pairs):
         model.predict({"pictures": x["image"], "text": x["text"]}, verbose=0)
     with pytest.raises(ValueError, match="same number of pairs"):
         model({"image": x["image"][:5], "text": x["text"][:4]})
+    with pytest.raises(ValueError, match="trains on class labels"):
+        model.fit(x, epochs=1, verbose=0)
+    weighted = make_model("pairwise_contrastive", pairs)  # a failed trace spoils a JAX model
+    weighted.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="per-sample weights"):
+        weighted.fit(x, y, sample_weight=np.ones(len(y)), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
