@@ -1,0 +1,21 @@
+"""The README's Python example runs as written (with fewer epochs and a temporary output)."""
+
+import ast
+import os
+import re
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_python_example_runs(wikipedia_dir, tmp_path, capsys):
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        code = re.findall(r"```python\n(.*?)```", stream.read(), re.S)[0]
+    assert "epochs=200" in code and '"target.keras"' in code and "../shared" in code
+    code = (code.replace("epochs=200", "epochs=2")
+            .replace('"target.keras"', repr(str(tmp_path / "target.keras")))
+            .replace("../shared/data/wikipedia_sift_lda", wikipedia_dir))
+    exec(compile(code, "README.md", "exec"), {})
+    figures = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(figures) == {"i2t_map", "t2i_map", "avg_map"}
+    assert 0.0 < figures["avg_map"] <= 1.0
+    assert (tmp_path / "target.keras").is_file()
