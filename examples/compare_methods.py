@@ -50,19 +50,8 @@ def parse_args(argv=None):
     return args
 
 
-def import_keras_cmr():
-    """Imports the package, from this checkout when it is not installed."""
-    try:
-        import keras_cmr
-    except ImportError:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        import keras_cmr
-    return keras_cmr
-
-
 def main(argv=None):
     args = parse_args(argv)
-    import_keras_cmr()
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import (METHODS, TrainingConfig, format_table, run_method,
                                       summarize)

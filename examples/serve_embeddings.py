@@ -52,16 +52,6 @@ def parse_args(argv=None):
     return args
 
 
-def import_keras_cmr():
-    """Imports the package, from this checkout when it is not installed."""
-    try:
-        import keras_cmr
-    except ImportError:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        import keras_cmr
-    return keras_cmr
-
-
 def top_k(similarities, k):
     """Indices of the k highest similarities per row, ties broken by gallery index."""
     order = np.argsort(-similarities, axis=1, kind="stable")
@@ -100,7 +90,7 @@ def main(argv=None):
     if not os.path.isfile(args.model):
         return fail(f"no model file at {args.model!r}. Train one first:\n"
                     f"  python examples/train_met.py --output {args.model}")
-    keras_cmr = import_keras_cmr()
+    import keras_cmr
     from keras_cmr.datasets import load_dataset
 
     try:

@@ -61,16 +61,6 @@ def parse_args(argv=None):
     return args
 
 
-def import_keras_cmr():
-    """Imports the package, from this checkout when it is not installed."""
-    try:
-        import keras_cmr
-    except ImportError:
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        import keras_cmr
-    return keras_cmr
-
-
 def fit_stage(model, data, args):
     """Compiles and fits one stage with validation early stopping; returns its History."""
     import keras
@@ -99,7 +89,7 @@ def describe_stage(name, history):
 
 def main(argv=None):
     args = parse_args(argv)
-    keras_cmr = import_keras_cmr()
+    import keras_cmr
     import keras
 
     from keras_cmr.datasets import load_dataset
