@@ -63,10 +63,6 @@ class SourceModel(CrossModalTrainer):
             self.classifier.build(
                 self.encoder.image_tower.compute_output_shape(input_shape["image"]))
 
-    def class_scores(self, embeddings):
-        """The shared head's scores (logits or label predictions) for an embedding batch."""
-        return self.classifier(embeddings)
-
     def training_loss(self, x, labels, embeddings, training):
         image_scores = self.classifier(embeddings["image"])
         text_scores = self.classifier(embeddings["text"])
