@@ -53,7 +53,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import (METHODS, TrainingConfig, format_table, run_method,
+    from keras_cmr.experiment import (METHODS, TrainingConfig, compare, format_table,
                                       summarize)
 
     unknown = [name for name in args.methods if name not in METHODS]
@@ -68,20 +68,8 @@ def main(argv=None):
     print(f"{dataset.name}: {', '.join(args.methods)} over {args.seeds} seed(s), "
           f"at most {config.epochs} epochs per stage, patience {config.patience}", flush=True)
 
-    results = []
-    for seed in range(args.seeds):
-        source = None  # the seed's trained source, reused by met / kim
-        for method in args.methods:
-            model, result = run_method(method, dataset, config, seed=seed, source=source)
-            if method == "source":
-                source = model
-            elif method in ("met", "kim") and source is None:
-                source = model.source  # trained inside run_method; reuse it for the next one
-            results.append(result)
-            test = result["test"]
-            print(f"seed {seed} {method:<20} test I2T {test['i2t_map']:.4f} "
-                  f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
-                  f"({result['epochs']} epochs, {result['seconds']:.0f} s)", flush=True)
+    results = compare(args.methods, dataset, config, args.seeds,
+                      log=lambda line: print(line, flush=True))
 
     print(f"\n{dataset.name}: test mAP@all, mean +- std over {args.seeds} seed(s), each model "
           "selected on the validation avg mAP ('val avg')")

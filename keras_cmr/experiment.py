@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from keras_cmr import losses
-from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval
+from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
 from keras_cmr.models import (CrossModalEncoder, DSCMRModel, PairwiseModel, SourceModel,
                               TransferModel)
 
@@ -24,6 +24,7 @@ PAIR_LOSSES = {
 METHOD_DESCRIPTIONS = {
     "source": "class-wise only: normalised-softmax cross-entropy, shared classifier (stage 1)",
     "source_pcl": "class-wise only: prototype contrastive loss, fixed random prototypes",
+    "source_regression": "class-wise only: label regression (DSCMR's linear classifier)",
     "contrastive": "pair-wise only: contrastive loss, hard labels (Hadsell)",
     "triplet": "pair-wise only: triplet loss, hardest negative (VSE++)",
     "infonce": "pair-wise only: symmetric InfoNCE (CLIP)",
@@ -32,13 +33,23 @@ METHOD_DESCRIPTIONS = {
     "dscmr": "DSCMR: label regression + pairwise likelihood + modality invariance",
     "kim": "embedding transfer with a fixed margin (Kim et al., CVPR 2021)",
     "met": "MET: embedding transfer, relaxed labels and relaxed margins (soft contrastive)",
+    "control": "no-source control: MET's loss with w = lam * y (no transfer)",
 }
 METHODS = tuple(METHOD_DESCRIPTIONS)
+# The class-wise models a transfer method can take as its source.
+SOURCE_METHODS = ("source", "source_pcl", "source_regression")
+TRANSFER_METHODS = ("met", "kim")
+SOURCE_HEADS = {"source": "cosine", "source_pcl": "prototype", "source_regression": "regression"}
 
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """The shared protocol (METHOD.md): Adam, lr 1e-4, beta_1 0.5, patience 10."""
+    """The shared protocol (METHOD.md: Adam, beta_1 0.5, patience 10) and method options.
+
+    `source_method` names the class-wise model that "met" and "kim" transfer from;
+    `soft_contrastive` holds `SoftContrastiveLoss` arguments for "met" and "kim", and
+    `control_soft_contrastive` those of "control" (None: the same as `soft_contrastive`).
+    """
 
     epochs: int = 200
     batch_size: int = 100
@@ -50,7 +61,9 @@ class TrainingConfig:
     dropout: float = 0.1
     validation_fraction: float = 0.1
     scale: float = 16.0
+    source_method: str = "source"
     soft_contrastive: dict = dataclasses.field(default_factory=dict)
+    control_soft_contrastive: dict = None
     verbose: int = 1
 
     def __post_init__(self):
@@ -61,6 +74,18 @@ class TrainingConfig:
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
         self.hidden_dims = tuple(self.hidden_dims)
+        if self.source_method not in SOURCE_METHODS:
+            raise ValueError(f"`source_method` must be one of {SOURCE_METHODS}, got "
+                             f"{self.source_method!r}.")
+        # Fails now, not after the source has trained, on an unknown or bad loss option.
+        losses.SoftContrastiveLoss(**self.soft_contrastive)
+        losses.SoftContrastiveLoss(**self.control_options())
+
+    def control_options(self):
+        """The `SoftContrastiveLoss` arguments of the no-source control."""
+        if self.control_soft_contrastive is None:
+            return dict(self.soft_contrastive)
+        return dict(self.control_soft_contrastive)
 
 
 def make_encoder(config, name=None):
@@ -73,10 +98,8 @@ def build_model(method, num_classes, config, source=None):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}.")
     encoder = make_encoder(config, name=f"{method}_encoder")
-    if method == "source":
-        return SourceModel(encoder, num_classes, head="cosine", scale=config.scale)
-    if method == "source_pcl":
-        return SourceModel(encoder, num_classes, head="prototype")
+    if method in SOURCE_METHODS:
+        return SourceModel(encoder, num_classes, head=SOURCE_HEADS[method], scale=config.scale)
     if method in PAIR_LOSSES:
         return PairwiseModel(encoder, PAIR_LOSSES[method]())
     if method == "naive_sum":
@@ -84,6 +107,8 @@ def build_model(method, num_classes, config, source=None):
                            pair_loss=losses.ContrastiveLoss())
     if method == "dscmr":
         return DSCMRModel(encoder, num_classes)
+    if method == "control":
+        return PairwiseModel(encoder, losses.SoftContrastiveLoss(**config.control_options()))
     if source is None:
         raise ValueError(f"method {method!r} transfers from a trained source model; pass it.")
     options = dict(config.soft_contrastive)
@@ -108,39 +133,82 @@ def fit_selected(model, dataset, config, callbacks=()):
     return history.history
 
 
-def measure_test_split(encoder, split):
-    """I2T / T2I figures of `encoder` on a split (the test split: read once per model)."""
-    return evaluate_retrieval(encoder.encode_image(split.image), encoder.encode_text(split.text),
-                              split.labels)
+def measure_test_split(encoder, split, curves=False):
+    """I2T / T2I figures of `encoder` on a split (the test split: read once per model).
+
+    With `curves`, returns `(figures, curves)`: curves holds the 11-point interpolated
+    precision-recall curves, {"recall": levels, "i2t": precisions, "t2i": precisions}.
+    """
+    image, text = encoder.encode_image(split.image), encoder.encode_text(split.text)
+    figures = evaluate_retrieval(image, text, split.labels)
+    if not curves:
+        return figures
+    i2t = precision_recall_curve(image, split.labels, text, split.labels)
+    t2i = precision_recall_curve(text, split.labels, image, split.labels)
+    return figures, {"recall": i2t["recall"], "i2t": i2t["precision"], "t2i": t2i["precision"]}
 
 
 def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
     """Trains `method` on `dataset` (validation carved if absent) and measures the test split.
 
-    Returns `(trained_model, result)`: result holds the test figures, the best validation
-    average mAP, the epochs run and the seconds taken. For "met" and "kim" without a given
-    `source`, the source model is trained first under the same protocol. `callbacks` are
-    added to every stage's `fit` (after the validation evaluation, so they see its logs).
+    Returns `(trained_model, result)`: result holds the test figures and precision-recall
+    curves, the best validation average mAP, the epochs run, the seconds taken and each stage's
+    validation curve. For "met" and "kim" without a given `source`, the `config.source_method`
+    model is trained first under the same protocol. `callbacks` are added to every stage's
+    `fit` (after the validation evaluation, so they see its logs).
     """
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     stages = {}
-    if method in ("met", "kim") and source is None:
-        source, stages["source"] = _train(build_model("source", dataset.num_classes, config),
-                                          dataset, config, callbacks)
+    if method in TRANSFER_METHODS and source is None:
+        source, stages["source"] = _train(
+            build_model(config.source_method, dataset.num_classes, config), dataset, config,
+            callbacks)
     model, stages[method] = _train(build_model(method, dataset.num_classes, config, source),
                                    dataset, config, callbacks)
+    test, curves = measure_test_split(model.encoder, dataset.test, curves=True)
     result = {
         "method": method,
         "seed": seed,
-        "test": measure_test_split(model.encoder, dataset.test),
+        "test": test,
+        "test_curves": curves,
         "best_val_avg_map": stages[method]["best_val_avg_map"],
         "epochs": stages[method]["epochs"],
         "seconds": time.perf_counter() - start,
         "history": stages,
     }
     return model, result
+
+
+def compare(methods, dataset, config, seeds, log=print):
+    """Runs every method for seeds 0..seeds-1; returns the list of `run_method` results.
+
+    Within a seed, "met" and "kim" transfer from the `config.source_method` model of that seed:
+    the listed baseline when it comes first, else the one trained for the first of them.
+    `log` gets one line per run (None: silent).
+    """
+    unknown = [name for name in methods if name not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}.")
+    results = []
+    for seed in range(seeds):
+        source = None
+        for method in methods:
+            model, result = run_method(method, dataset, config, seed=seed, source=source)
+            if method == config.source_method:
+                source = model
+            elif method in TRANSFER_METHODS and source is None:
+                source = model.source
+            results.append(result)
+            if log is not None:
+                test = result["test"]
+                log(f"seed {seed} {method:<20} test I2T {test['i2t_map']:.4f} "
+                    f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
+                    f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
+    return results
 
 
 def _train(model, dataset, config, callbacks):

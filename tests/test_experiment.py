@@ -44,10 +44,14 @@ def test_every_method_builds_and_transfer_needs_a_source():
         build_model("clip", 10, FAST)
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", -1),
-                                          ("learning_rate", 0.0)])
-def test_config_rejects_bad_values(field, value):
-    with pytest.raises(ValueError, match=field):
+@pytest.mark.parametrize("field, value, match", [
+    ("epochs", 0, "epochs"), ("batch_size", -1, "batch_size"),
+    ("learning_rate", 0.0, "learning_rate"), ("source_method", "met", "source_method"),
+    ("soft_contrastive", {"delta": -1.0}, "delta"),
+    ("control_soft_contrastive", {"label_mix": 2.0}, "label_mix"),
+])
+def test_config_rejects_bad_values(field, value, match):
+    with pytest.raises(ValueError, match=match):
         TrainingConfig(**{field: value})
 
 

@@ -1,6 +1,6 @@
 """`keras-cmr evaluate`: a saved `.keras` model's retrieval figures on a data split."""
 
-from keras_cmr.cli.options import add_data_option
+from keras_cmr.cli.options import DEFAULT_DATA, add_data_option
 
 
 def add_parser(commands):
@@ -19,7 +19,7 @@ def run(args):
     from keras_cmr.evaluation import evaluate_retrieval
 
     model = saving.load_model(args.model)
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data or DEFAULT_DATA)
     if args.split == "val":
         dataset = dataset.with_validation()
     split = dataset.splits[args.split]

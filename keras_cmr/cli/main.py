@@ -4,6 +4,8 @@
     keras-cmr train --method contrastive --data wikipedia:../shared/data/wikipedia_sift_lda
     keras-cmr evaluate runs/met/encoder.keras --data digits
     keras-cmr compare --data digits --methods source,contrastive,met --seeds 3 --json out.json
+    keras-cmr compare --config experiments/wikipedia.json --json wikipedia.json
+    keras-cmr plot wikipedia.json --out docs/figures/wikipedia
 """
 
 import argparse
@@ -14,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 
 def build_parser():
-    from keras_cmr.cli import compare, evaluate, train
+    from keras_cmr.cli import compare, evaluate, plot, train
 
     parser = argparse.ArgumentParser(
         prog="keras-cmr", description=__doc__.splitlines()[0],
@@ -22,7 +24,7 @@ def build_parser():
         epilog="\n".join(__doc__.splitlines()[2:]),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, evaluate, compare):
+    for module in (train, evaluate, compare, plot):
         module.add_parser(commands)
     return parser
 

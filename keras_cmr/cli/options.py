@@ -1,48 +1,77 @@
-"""Options shared by the subcommands: data, protocol, output."""
+"""Options shared by the subcommands: data, protocol, an experiment file, output."""
 
+import dataclasses
 import json
 
 DATA_HELP = ("data set: 'digits' (default, no download: scikit-learn's 8x8 digits as two "
              "half-image views, a stand-in, not image-text data), 'wikipedia:PATH' (the "
              "original release folder or the converted .npz) or 'npz:PATH'")
+DEFAULT_DATA = "digits"
+# Keys an experiment file may hold besides the TrainingConfig fields.
+EXPERIMENT_KEYS = ("data", "methods", "seeds")
+# Command-line options that set a TrainingConfig field of the same name.
+PROTOCOL_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "embedding_dim")
 
 
 def add_data_option(parser):
-    parser.add_argument("--data", default="digits", help=DATA_HELP)
+    parser.add_argument("--data", help=DATA_HELP)
 
 
 def add_protocol_options(parser):
     from keras_cmr.experiment import TrainingConfig
 
     defaults = TrainingConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+    parser.add_argument("--epochs", type=int,
                         help="most epochs per stage; early stopping on validation avg mAP "
-                             "may stop sooner (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--patience", type=int, default=defaults.patience)
-    parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
-    parser.add_argument("--config", help="JSON file of TrainingConfig fields (the command-line "
-                                         "options above override nothing in it)")
+                             f"may stop sooner (default {defaults.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument("--patience", type=int, help=f"default {defaults.patience}")
+    parser.add_argument("--embedding-dim", type=int, help=f"default {defaults.embedding_dim}")
+    parser.add_argument("--config",
+                        help="JSON experiment file: TrainingConfig fields (e.g. hidden_dims, "
+                             "source_method, soft_contrastive) and optionally data, methods, "
+                             "seeds; options given on the command line override it")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def read_experiment_file(path):
+    """The JSON object of an experiment file, with a clear error for a bad one."""
+    if not path:
+        return {}
+    try:
+        with open(path) as stream:
+            content = json.load(stream)
+    except FileNotFoundError:
+        raise ValueError(f"--config: no such file {path!r}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config {path}: not valid JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"--config {path}: expected a JSON object, got {type(content).__name__}")
+    return content
+
+
+def experiment_setting(args, key, default):
+    """The command line's value of `key`, else the experiment file's, else `default`."""
+    value = getattr(args, key, None)
+    if value is None:
+        value = read_experiment_file(getattr(args, "config", None)).get(key, default)
+    return value
+
+
 def training_config(args):
-    """A TrainingConfig from `--config` (when given) or the individual options."""
+    """A TrainingConfig: defaults, then the `--config` file's fields, then explicit options."""
     from keras_cmr.experiment import TrainingConfig
 
-    if args.config:
-        with open(args.config) as stream:
-            fields = json.load(stream)
-        fields.pop("methods", None)
-        fields.pop("seeds", None)
-        fields.setdefault("verbose", 0 if args.quiet else 1)
-        try:
-            return TrainingConfig(**fields)
-        except TypeError as error:
-            raise ValueError(f"{args.config}: {error}") from error
-    return TrainingConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        patience=args.patience, embedding_dim=args.embedding_dim,
-        verbose=0 if args.quiet else 1,
-    )
+    fields = {key: value for key, value in read_experiment_file(args.config).items()
+              if key not in EXPERIMENT_KEYS}
+    known = {field.name for field in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"--config {args.config}: unknown field(s) {unknown}; known: "
+                         f"{sorted(known | set(EXPERIMENT_KEYS))}")
+    for option in PROTOCOL_OPTIONS:
+        if getattr(args, option) is not None:
+            fields[option] = getattr(args, option)
+    fields["verbose"] = 0 if args.quiet else fields.get("verbose", 1)
+    return TrainingConfig(**fields)

@@ -3,7 +3,8 @@
 import dataclasses
 import os
 
-from keras_cmr.cli.options import add_data_option, add_protocol_options, training_config
+from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
+                                   experiment_setting, training_config)
 
 
 def add_parser(commands):
@@ -24,14 +25,16 @@ def add_parser(commands):
 def run(args):
     from keras_cmr import saving
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import format_table, measure_test_split, run_method, summarize
+    from keras_cmr.experiment import (TRANSFER_METHODS, format_table, measure_test_split,
+                                      run_method, summarize)
 
     config = training_config(args)
-    dataset = load_dataset(args.data)
+    data = experiment_setting(args, "data", DEFAULT_DATA)
+    dataset = load_dataset(data)
     output = args.output.format(method=args.method, seed=args.seed)
     model, result = run_method(args.method, dataset, config, seed=args.seed)
     results = [result]
-    if args.method in ("met", "kim"):
+    if args.method in TRANSFER_METHODS:
         source = model.source
         results.insert(0, {**result, "method": "source (stage 1)",
                            "test": measure_test_split(source, dataset.test),
@@ -39,7 +42,7 @@ def run(args):
         saving.save_model(source, os.path.join(output, "source_encoder.keras"))
     saving.save_model(model, os.path.join(output, "model.keras"))
     saving.save_model(model.encoder, os.path.join(output, "encoder.keras"))
-    saving.write_json({"data": args.data, "config": dataclasses.asdict(config),
+    saving.write_json({"data": data, "config": dataclasses.asdict(config),
                        "results": results},
                       os.path.join(output, "figures.json"))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")

@@ -15,6 +15,9 @@ gallery size:
 - P@k     = (relevant items in the top k) / k; when k > n the top k is the whole gallery and the
   denominator stays k                                                         ("precision@k")
 - recall@k = 1 when at least one relevant item is in the top k, else 0        ("recall@k")
+- interpolated precision at recall level rho in [0, 1]: max over ranks i with rel(i) = 1 and
+  recall (1/R) * sum_{j<=i} rel(j) >= rho of P@i; the points of the precision-recall curve
+  (11 levels 0, 0.1, ..., 1 in the CMR literature)                 ("precision_at_recall@rho")
 
 Each metric is the mean over queries; a query without relevant items (R = 0, or R_K = 0) counts 0.
 
@@ -29,7 +32,9 @@ import numpy as np
 
 from keras_cmr.evaluation.ranking import rank_metrics
 
-_METRICS = ("map", "map@r", "r_precision", "precision", "recall")
+_METRICS = ("map", "map@r", "r_precision", "precision", "recall", "precision_at_recall@RHO")
+# The recall levels of the 11-point precision-recall curve.
+RECALL_LEVELS = tuple(i / 10 for i in range(11))
 
 
 def _to_numpy(x):
@@ -127,11 +132,23 @@ def _metric_plan(metrics, top_k, k_values):
                 plan[f"{base}@{_check_positive_int(k, 'k_values')}"] = (base, int(k))
         elif base in ("precision", "recall") and cutoff.isdigit():
             plan[metric] = (base, _check_positive_int(int(cutoff), "k"))
+        elif base == "precision_at_recall":
+            plan[metric] = (base, _recall_level(cutoff, metric))
         else:
             raise ValueError(
                 f"Unknown metric {metric!r}; choose from {_METRICS} or 'precision@K'/'recall@K'."
             )
     return plan
+
+
+def _recall_level(text, metric):
+    try:
+        level = float(text)
+    except ValueError:
+        level = None
+    if level is None or not 0.0 <= level <= 1.0:
+        raise ValueError(f"{metric!r}: the recall level after '@' must be a number in [0, 1].")
+    return level
 
 
 def _prepare_side(embeddings, labels, name, labels_name):
@@ -165,7 +182,8 @@ def retrieval_metrics(
         gallery: array-like (Ng, d).
         gallery_labels: (Ng,) or (Ng, L), the same form as `query_labels`.
         metrics: names among "map", "map@r", "r_precision", "precision", "recall" ("precision"
-            and "recall" expand over `k_values`), or "precision@K" / "recall@K".
+            and "recall" expand over `k_values`), or "precision@K" / "recall@K", or
+            "precision_at_recall@RHO" (RHO a recall level in [0, 1]).
         top_k: None for mAP over the whole gallery; an int K for AP@K (key "map@K").
         k_values: cutoffs for "precision" and "recall".
         chunk_size: queries ranked per chunk; None picks it so that a chunk's work arrays stay
@@ -257,6 +275,30 @@ def recall_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=No
     return retrieval_metrics(
         queries, query_labels, gallery, gallery_labels, (f"recall@{k}",), chunk_size=chunk_size
     )[f"recall@{k}"]
+
+
+def precision_recall_curve(queries, query_labels, gallery, gallery_labels,
+                           recall_levels=RECALL_LEVELS, chunk_size=None):
+    """The interpolated precision-recall curve, averaged over queries.
+
+    At each recall level rho, a query's interpolated precision is the highest P@i over the
+    ranks i of its relevant items whose recall reaches rho (module docstring); the curve is its
+    mean over queries (a query without relevant items counts 0).
+
+    Args:
+        queries, query_labels, gallery, gallery_labels, chunk_size: as in `retrieval_metrics`.
+        recall_levels: recall levels in [0, 1]; default the 11 levels 0, 0.1, ..., 1.
+
+    Returns:
+        dict with "recall" (the levels, a list) and "precision" (a list of the same length).
+    """
+    levels = [float(level) for level in recall_levels]
+    if not levels:
+        raise ValueError("`recall_levels` is empty.")
+    names = [f"precision_at_recall@{level!r}" for level in levels]
+    values = retrieval_metrics(queries, query_labels, gallery, gallery_labels, metrics=names,
+                               chunk_size=chunk_size)
+    return {"recall": levels, "precision": [values[name] for name in names]}
 
 
 def evaluate_retrieval(

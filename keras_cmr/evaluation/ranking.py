@@ -160,8 +160,13 @@ def _query_values(counts, rows, ranks, k, plan):
     has_relevant = counts > 0
     first_rank[has_relevant] = ranks[np.cumsum(counts)[has_relevant] - 1]
     values = {}
+    interpolated = None
     for key, (kind, cutoff) in plan.items():
-        if kind == "map" and cutoff is None:
+        if kind == "precision_at_recall":
+            if interpolated is None:
+                interpolated = _interpolated_precision(rows, precision)
+            values[key] = _precision_at_recall(interpolated, counts, cutoff)
+        elif kind == "map" and cutoff is None:
             values[key] = per_row(precision) / safe_counts
         elif kind == "map":
             within = ranks <= cutoff
@@ -174,6 +179,28 @@ def _query_values(counts, rows, ranks, k, plan):
             values[key] = hits_within(ranks <= cutoff) / cutoff
         else:
             values[key] = (first_rank <= cutoff).astype(np.float64)
+    return values
+
+
+def _interpolated_precision(rows, precision):
+    """max of P over the relevant items ranked at or below each one, within its row.
+
+    Within a row the relevant items come best rank last, so this is a running maximum; adding
+    2 * row (P <= 1) keeps it from crossing rows.
+    """
+    offset = 2.0 * rows
+    return np.maximum.accumulate(precision + offset) - offset
+
+
+def _precision_at_recall(interpolated, counts, level):
+    """Per row: the interpolated precision at recall `level` (0 for rows without relevant)."""
+    values = np.zeros(len(counts))
+    has_relevant = counts > 0
+    # The first relevant item (k-th best) whose recall k / R reaches the level; rounding keeps
+    # e.g. 0.3 * 10 from counting as 3.0000000000000004.
+    k = np.maximum(np.ceil(np.round(level * counts[has_relevant], 9)), 1).astype(np.int64)
+    starts = (np.cumsum(counts) - counts)[has_relevant]
+    values[has_relevant] = interpolated[starts + counts[has_relevant] - k]
     return values
 
 
@@ -199,7 +226,8 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         queries, gallery: float32 arrays with unit-norm (or zero) rows, C-contiguous.
         query_labels, gallery_labels: int class ids (1-D) or 0/1 float32 multi-hot (2-D).
         plan: {output key: (kind, cutoff)}, kind among "map" (cutoff None or K), "map@r",
-            "r_precision", "precision" and "recall" (cutoff k).
+            "r_precision", "precision" and "recall" (cutoff k), "precision_at_recall"
+            (cutoff: the recall level in [0, 1]).
         chunk_size: queries per matmul; None keeps a chunk's scores under about 128 MB.
 
     Returns:

@@ -30,6 +30,7 @@ from keras_cmr.losses._common import (
 )
 
 MARGINS = ("relaxed", "fixed")
+LABEL_WEIGHTS = ("relaxed", "hard")
 FORMS = ("margin", "infonce")
 # sigma="median" on a batch whose source embeddings all coincide would divide by 0.
 SIGMA_FLOOR = 1e-6
@@ -77,11 +78,14 @@ def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0):
 
 
 def _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature):
+                   source_temperature, label_weights):
     _check_sigma(sigma)
     check_non_negative("delta", delta)
     if margin not in MARGINS:
         raise ValueError(f"margin must be one of {MARGINS}; received margin={margin!r}")
+    if label_weights not in LABEL_WEIGHTS:
+        raise ValueError(f"label_weights must be one of {LABEL_WEIGHTS}; received "
+                         f"label_weights={label_weights!r}")
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}; received form={form!r}")
     if not 0.0 <= label_mix <= 1.0:
@@ -101,25 +105,30 @@ def _margin_block(w, margins, a, b, relative_distance):
 
 
 def _infonce_block(source_a, source_b, y, margins, a, b, label_mix, temperature,
-                   source_temperature):
-    """0.5 * (CE over j of anchor a_i + CE over i of anchor b_j), soft targets from the source."""
+                   source_temperature, hard_targets):
+    """0.5 * (CE over j of anchor a_i + CE over i of anchor b_j), soft targets from the source
+    (hard_targets: the normalised hard labels alone)."""
     logits = (cosine_matrix(a, a if b is None else b) - margins) / temperature
     source_logits = cosine_matrix(source_a, source_b) / source_temperature
     ce = []
     for axis in (1, 0):  # 1: a_i ranks all b_j (e.g. image->text); 0: b_i ranks all a_j.
-        targets = ops.softmax(source_logits, axis=axis)
-        if label_mix > 0:
-            hard = y / ops.maximum(ops.sum(y, axis=axis, keepdims=True), EPSILON)
-            targets = label_mix * hard + (1.0 - label_mix) * targets
+        hard = None if y is None else y / ops.maximum(ops.sum(y, axis=axis, keepdims=True),
+                                                      EPSILON)
+        if hard_targets:
+            targets = hard
+        else:
+            targets = ops.softmax(source_logits, axis=axis)
+            if label_mix > 0:
+                targets = label_mix * hard + (1.0 - label_mix) * targets
         ce.append(soft_cross_entropy(targets, logits, axis=axis))
     return 0.5 * (ce[0] + ce[1])
 
 
-def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
-                     source_text_embeddings, labels=None, *, sigma=1.0, delta=1.0,
+def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=None,
+                     source_text_embeddings=None, labels=None, *, sigma=1.0, delta=1.0,
                      margin="relaxed", relative_distance=True, label_mix=0.5,
                      intra_modal_weight=0.0, form="margin", temperature=0.1,
-                     source_temperature=0.1):
+                     source_temperature=0.1, label_weights="relaxed"):
     """Soft contrastive loss of embedding transfer, one value per anchor (pair) i.
 
     With s, t the L2-normalised source embeddings (no gradient) and u, v the target ones:
@@ -130,19 +139,24 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
     where y_ij = 1 for equal classes (multi-hot: the Jaccard index of the label sets).
 
     form="margin": with d_ij = ||u_i - v_j||_2 (divided by its row mean sum_k d_ik / n when
-    `relative_distance`),
+    `relative_distance`) and the pull weight p_ij = w_ij (label_weights="relaxed") or
+    p_ij = y_ij (label_weights="hard": only the margins are relaxed),
 
-        l_i = sum_j [ w_ij * d_ij^2 + (1 - w_ij) * max(0, m_ij - d_ij)^2 ]
+        l_i = sum_j [ p_ij * d_ij^2 + (1 - p_ij) * max(0, m_ij - d_ij)^2 ]
 
     so mean_i l_i = (1/n) sum_ij [...] is METHOD.md's L_IT.
 
     form="infonce": logits z_ij = (cos(u_i, v_j) - m_ij) / temperature and targets
-    q_ij = lam * y_ij / sum_k y_ik + (1 - lam) * softmax_j(cos(s_i, t_j) / source_temperature),
-    for both directions (text->image: the same with i and j swapped, softmax over i),
+    q_ij = lam * y_ij / sum_k y_ik + (1 - lam) * softmax_j(cos(s_i, t_j) / source_temperature)
+    (label_weights="hard": q_ij = y_ij / sum_k y_ik), for both directions (text->image: the
+    same with i and j swapped, softmax over i),
 
         l_i = 0.5 * ( -sum_j q_ij log softmax_j(z_ij) - sum_j q'_ji log softmax_j(z_ji) ).
 
     A fixed margin shifts every logit of a row equally, so it has no effect in this form.
+
+    Without source embeddings (both None) the loss is the no-source control of the ablation:
+    the source term is dropped, w_ij = lam * y_ij, margin form only.
 
     intra_modal_weight gamma > 0 adds gamma * (the same term over the image-image block, from
     (s, s) and (u, u), plus over the text-text block, from (t, t) and (v, v)) to l_i, with the
@@ -151,9 +165,10 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
     Args:
         image_embeddings: (n, E) target image embeddings u_i, used as given (not normalised).
         text_embeddings: (n, E) target text embeddings v_j, used as given.
-        source_image_embeddings: (n, F) source image embeddings s_i.
-        source_text_embeddings: (n, F) source text embeddings t_j.
-        labels: (n,) class indices or (n, C) multi-hot; needed when label_mix > 0.
+        source_image_embeddings: (n, F) source image embeddings s_i, or None (no source).
+        source_text_embeddings: (n, F) source text embeddings t_j, or None (no source).
+        labels: (n,) class indices or (n, C) multi-hot; needed when label_mix > 0, with
+            label_weights="hard" and without a source.
         sigma: bandwidth of the relaxed labels, a positive float or "median" (the batch median
             of ||s_i - t_j||^2, without gradient, floored at 1e-6).
         delta: margin scale, >= 0.
@@ -164,61 +179,88 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
         form: "margin" or "infonce".
         temperature: temperature of the target logits (infonce form); a float or a scalar tensor.
         source_temperature: temperature of the source targets (infonce form).
+        label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij, margins still relaxed).
 
     Returns:
         float32 tensor of shape (n,): the per-anchor losses l_i; their mean is the batch loss.
     """
     _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature)
-    e = check_embeddings(image_embeddings=image_embeddings, text_embeddings=text_embeddings,
-                         source_image_embeddings=source_image_embeddings,
-                         source_text_embeddings=source_text_embeddings)
+                   source_temperature, label_weights)
+    with_source = source_image_embeddings is not None or source_text_embeddings is not None
+    if with_source and (source_image_embeddings is None or source_text_embeddings is None):
+        raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
+                         "neither (the no-source control)")
+    if not with_source and form != "margin":
+        raise ValueError(f'the no-source control (no source embeddings) has the margin form '
+                         f'only; received form={form!r}')
+    needs_labels = {"label_mix > 0": label_mix > 0, 'label_weights="hard"':
+                    label_weights == "hard", "no source embeddings": not with_source}
+    if labels is None and any(needs_labels.values()):
+        reasons = ", ".join(reason for reason, needed in needs_labels.items() if needed)
+        raise ValueError(f"labels are needed with {reasons}; pass labels (or, with a source, "
+                         "set label_mix=0 and label_weights='relaxed' for source-only labels)")
+    named = {"image_embeddings": image_embeddings, "text_embeddings": text_embeddings}
+    if with_source:
+        named.update(source_image_embeddings=source_image_embeddings,
+                     source_text_embeddings=source_text_embeddings)
+    e = check_embeddings(**named)
     u, v = e["image_embeddings"], e["text_embeddings"]
-    for a, b in (("image_embeddings", "text_embeddings"),
-                 ("source_image_embeddings", "source_text_embeddings")):
+    pairs = [("image_embeddings", "text_embeddings")]
+    if with_source:
+        pairs.append(("source_image_embeddings", "source_text_embeddings"))
+    for a, b in pairs:
         if None not in (e[a].shape[-1], e[b].shape[-1]) and e[a].shape[-1] != e[b].shape[-1]:
             raise ValueError(f"{a} and {b} must have the same embedding size; received "
                              f"{e[a].shape[-1]} and {e[b].shape[-1]}")
-    if labels is None and label_mix > 0:
-        raise ValueError(f"labels are needed when label_mix > 0 (label_mix={label_mix}); pass "
-                         "labels or set label_mix=0 for source-only relaxed labels")
     y = None
     if labels is not None:
         labels = check_labels(labels, e)
         y = label_similarity(labels, labels)
-    s = _normalized_source(e["source_image_embeddings"])
-    t = _normalized_source(e["source_text_embeddings"])
     if not isinstance(temperature, numbers.Real):
         temperature = to_float32(temperature)
 
-    cross_squared = squared_distances(s, t)
-    sigma_value = _sigma_value(sigma, cross_squared)
     # (source a, source b, target a, target b, ||source a_i - source b_j||^2, weight);
     # target b = None marks an intra-modal block (a against itself).
-    blocks = [(s, t, u, v, cross_squared, 1.0)]
-    if intra_modal_weight > 0:
-        blocks += [(s, s, u, None, self_squared_distances(s), intra_modal_weight),
-                   (t, t, v, None, self_squared_distances(t), intra_modal_weight)]
+    if with_source:
+        s = _normalized_source(e["source_image_embeddings"])
+        t = _normalized_source(e["source_text_embeddings"])
+        cross_squared = squared_distances(s, t)
+        sigma_value = _sigma_value(sigma, cross_squared)
+        blocks = [(s, t, u, v, cross_squared, 1.0)]
+        if intra_modal_weight > 0:
+            blocks += [(s, s, u, None, self_squared_distances(s), intra_modal_weight),
+                       (t, t, v, None, self_squared_distances(t), intra_modal_weight)]
+    else:
+        blocks = [(None, None, u, v, None, 1.0)]
+        if intra_modal_weight > 0:
+            blocks += [(None, None, u, None, None, intra_modal_weight),
+                       (None, None, v, None, None, intra_modal_weight)]
     per_anchor = 0.0
     for source_a, source_b, a, b, squared, weight in blocks:
-        w = ops.exp(-squared / sigma_value)
-        if label_mix > 0:
-            w = label_mix * y + (1.0 - label_mix) * w
+        if squared is None:
+            w = label_mix * y
+        else:
+            w = ops.exp(-squared / sigma_value)
+            if label_mix > 0:
+                w = label_mix * y + (1.0 - label_mix) * w
         margins = delta * (1.0 - w) if margin == "relaxed" else delta
+        hard_labels = label_weights == "hard"
         if form == "margin":
-            block = _margin_block(w, margins, a, b, relative_distance)
+            block = _margin_block(y if hard_labels else w, margins, a, b, relative_distance)
         else:
             block = _infonce_block(source_a, source_b, y, margins, a, b, label_mix,
-                                   temperature, source_temperature)
+                                   temperature, source_temperature, hard_labels)
         per_anchor = per_anchor + weight * block
     return per_anchor
 
 
 def _soft_contrastive_from_dict(labels, y_pred, **options):
-    image, text, source_image, source_text = unpack(
-        y_pred, ("image", "text", "source_image", "source_text"), "SoftContrastiveLoss")
-    return soft_contrastive(image, text, source_image, source_text, labels,
-                            **with_learned_temperature(y_pred, options))
+    # A dict without source entries is the no-source control (a PairwiseModel's y_pred).
+    keys = ("image", "text", "source_image", "source_text")
+    if isinstance(y_pred, dict) and "source_image" not in y_pred and "source_text" not in y_pred:
+        keys = keys[:2]
+    embeddings = unpack(y_pred, keys, "SoftContrastiveLoss") + [None] * (4 - len(keys))
+    return soft_contrastive(*embeddings, labels, **with_learned_temperature(y_pred, options))
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -227,23 +269,25 @@ class SoftContrastiveLoss(DictLossWrapper):
 
     Called as `loss(y_true=labels, y_pred={"image": u, "text": v, "source_image": s,
     "source_text": t})`, with an optional `"temperature"` entry (a scalar tensor) that replaces
-    the configured temperature; `y_true` may be None when label_mix = 0. The result is the
-    (weighted) mean of the per-anchor losses.
+    the configured temperature; `y_true` may be None when label_mix = 0. Without the two source
+    entries it is the no-source control (w_ij = lam * y_ij), usable in a `PairwiseModel`. The
+    result is the (weighted) mean of the per-anchor losses.
 
     Args:
         sigma, delta, margin, relative_distance, label_mix, intra_modal_weight, form,
-        temperature, source_temperature: as in `soft_contrastive`.
+        temperature, source_temperature, label_weights: as in `soft_contrastive`.
         reduction, name, dtype: as in `keras.losses.Loss`.
     """
 
     def __init__(self, sigma=1.0, delta=1.0, margin="relaxed", relative_distance=True,
                  label_mix=0.5, intra_modal_weight=0.0, form="margin", temperature=0.1,
-                 source_temperature=0.1, reduction="sum_over_batch_size",
-                 name="soft_contrastive", dtype=None):
+                 source_temperature=0.1, label_weights="relaxed",
+                 reduction="sum_over_batch_size", name="soft_contrastive", dtype=None):
         _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                       source_temperature)
+                       source_temperature, label_weights)
         super().__init__(
             _soft_contrastive_from_dict, reduction=reduction, name=name, dtype=dtype,
             sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
             label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
-            temperature=temperature, source_temperature=source_temperature)
+            temperature=temperature, source_temperature=source_temperature,
+            label_weights=label_weights)

@@ -48,6 +48,58 @@ def test_compare_tabulates_every_method_and_seed(tmp_path, capsys):
     assert table["source"]["avg_map_std"] == pytest.approx(np.std(values, ddof=1))
 
 
+def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps({
+        "data": "digits", "methods": ["source_pcl", "met", "control"], "seeds": 3,
+        "epochs": 2, "patience": 1, "embedding_dim": 8, "hidden_dims": [8],
+        "source_method": "source_pcl",
+        "soft_contrastive": {"sigma": "median", "delta": 1.5, "label_mix": 0.25},
+        "control_soft_contrastive": {"delta": 2.0, "label_mix": 0.75}}))
+    out = tmp_path / "compare.json"
+    # --seeds on the command line overrides the file's 3.
+    assert main(["compare", "--config", str(experiment), "--seeds", "2", "--quiet",
+                 "--json", str(out)]) == 0
+    content = json.loads(out.read_text())
+    assert content["seeds"] == 2 and content["methods"] == ["source_pcl", "met", "control"]
+    assert content["config"]["hidden_dims"] == [8] and content["config"]["epochs"] == 2
+    runs = content["runs"]
+    assert [run["method"] for run in runs] == ["source_pcl", "met", "control"] * 2
+    for run in runs:
+        curves = run["test_curves"]
+        assert curves["recall"] == [i / 10 for i in range(11)]
+        for direction in ("i2t", "t2i"):
+            assert len(curves[direction]) == 11
+            assert np.all(np.diff(curves[direction]) <= 1e-12)
+    # MET reused the listed prototype source instead of training its own.
+    assert all("source" not in run["history"] for run in runs)
+    capsys.readouterr()
+
+    figures = tmp_path / "figures"
+    assert main(["plot", str(out), "--out", str(figures)]) == 0
+    for name in ("precision_recall.png", "validation_map.png"):
+        assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert main(["plot", str(out), "--methods", "met,dscmr", "--out", str(figures)]) == 2
+    assert "no runs of ['dscmr']" in capsys.readouterr().err
+    assert main(["plot", str(experiment), "--out", str(figures)]) == 2
+    assert "not a `keras-cmr compare --json` file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"learning_rat": 0.1}', "unknown field(s) ['learning_rat']"),
+    ('{"source_method": "clip"}', "source_method"),
+    ('{"soft_contrastive": {"sigma": -1}}', "sigma"),
+])
+def test_bad_experiment_files_get_one_clear_line(tmp_path, capsys, content, message):
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(content)
+    assert main(["compare", "--config", str(experiment)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
 @pytest.mark.parametrize("argv, message", [
     (["compare", "--methods", "nonsense"], "unknown method"),
     (["compare", "--seeds", "0"], "--seeds"),
@@ -55,6 +107,8 @@ def test_compare_tabulates_every_method_and_seed(tmp_path, capsys):
     (["train", "--data", "npz:/nowhere/data.npz"], "/nowhere/data.npz"),
     (["train", "--epochs", "0"], "epochs"),
     (["evaluate", "/nowhere/model.keras"], "no model file"),
+    (["compare", "--config", "/nowhere/experiment.json"], "no such file"),
+    (["plot", "/nowhere/compare.json"], "no results file"),
 ])
 def test_bad_input_gets_one_clear_line(argv, message, capsys):
     assert main(argv) == 2

@@ -302,3 +302,51 @@ def test_memory_stays_bounded_by_the_chunk(rng):
         tracemalloc.stop()
     assert 0.1 < value < 0.2
     assert peak < 300 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def reference_pr_curve(queries, query_labels, gallery, gallery_labels, levels):
+    """Per query: a stable argsort and a loop collecting (recall, precision) at every hit."""
+    curves = []
+    for i, query in enumerate(queries):
+        scores = (gallery / np.linalg.norm(gallery, axis=1, keepdims=True)) @ query
+        order = np.argsort(-scores.astype(np.float64), kind="stable")
+        if query_labels.ndim == 1:
+            relevant = gallery_labels[order] == query_labels[i]
+        else:
+            relevant = (gallery_labels[order] * query_labels[i]).sum(axis=1) > 0
+        total, hits, points = int(relevant.sum()), 0, []
+        for rank, is_relevant in enumerate(relevant, start=1):
+            if is_relevant:
+                hits += 1
+                points.append((hits / total, hits / rank))
+        curves.append([max([p for r, p in points if r >= level - 1e-12], default=0.0)
+                       for level in levels])
+    return np.mean(curves, axis=0)
+
+
+@pytest.mark.parametrize("multi_hot", [False, True])
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_precision_recall_curve_matches_reference(rng, multi_hot, chunk_size):
+    from keras_cmr.evaluation import precision_recall_curve
+
+    queries, query_labels, gallery, gallery_labels = random_data(rng, 41, 90, 5, 4, multi_hot)
+    # Quantised gallery rows make ties that the curve must break by gallery index too.
+    gallery = np.round(gallery * 2) / 2
+    got = precision_recall_curve(queries, query_labels, gallery, gallery_labels,
+                                 chunk_size=chunk_size)
+    levels = [i / 10 for i in range(11)]
+    assert got["recall"] == levels
+    expected = reference_pr_curve(queries, query_labels, gallery, gallery_labels, levels)
+    np.testing.assert_allclose(got["precision"], expected, atol=1e-9)
+    # Interpolated precision never rises with recall.
+    assert np.all(np.diff(got["precision"]) <= 1e-12)
+
+
+def test_precision_at_recall_through_evaluate_retrieval_and_bad_levels(rng):
+    queries, labels, gallery, _ = random_data(rng, 20, 20, 4, 3)
+    got = evaluate_retrieval(queries, gallery, labels, metrics=("precision_at_recall@0.5",))
+    i2t = reference_pr_curve(queries, labels, gallery, labels, [0.5])[0]
+    assert got["i2t_precision_at_recall@0.5"] == pytest.approx(i2t, abs=1e-9)
+    for bad in ("precision_at_recall@1.5", "precision_at_recall@half"):
+        with pytest.raises(ValueError, match="recall level"):
+            retrieval_metrics(queries, labels, gallery, labels, metrics=(bad,))

@@ -53,15 +53,19 @@ def log_softmax(values, k):
 
 def reference(u, v, s, t, labels, sigma=1.0, delta=1.0, margin="relaxed",
               relative_distance=True, label_mix=0.5, intra_modal_weight=0.0, form="margin",
-              temperature=0.1, source_temperature=0.1):
+              temperature=0.1, source_temperature=0.1, label_weights="relaxed"):
     n = len(u)
-    s = [unit(x) for x in s]
-    t = [unit(x) for x in t]
-    if sigma == "median":
+    with_source = s is not None
+    if with_source:
+        s = [unit(x) for x in s]
+        t = [unit(x) for x in t]
+    if with_source and sigma == "median":
         sigma = max(float(np.median([sq_dist(s[i], t[j]) for i in range(n) for j in range(n)])),
                     1e-6)
 
     def weight(sa, sb, i, j):
+        if not with_source:  # the no-source control
+            return label_mix * ref_y(labels, i, j)
         w = math.exp(-sq_dist(sa[i], sb[j]) / sigma)
         if label_mix > 0:
             w = label_mix * ref_y(labels, i, j) + (1 - label_mix) * w
@@ -78,7 +82,8 @@ def reference(u, v, s, t, labels, sigma=1.0, delta=1.0, margin="relaxed",
         total = 0.0
         for j in range(n):
             w = weight(sa, sb, i, j)
-            total += w * d[j] ** 2 + (1 - w) * max(0.0, mrg(w) - d[j]) ** 2
+            pull = ref_y(labels, i, j) if label_weights == "hard" else w
+            total += pull * d[j] ** 2 + (1 - pull) * max(0.0, mrg(w) - d[j]) ** 2
         return total
 
     def ce(sa, sb, ta, tb, i, transposed):
@@ -89,12 +94,14 @@ def reference(u, v, s, t, labels, sigma=1.0, delta=1.0, margin="relaxed",
             a, b = pair(j)
             logits.append((cos(ta[a], tb[b]) - mrg(weight(sa, sb, a, b))) / temperature)
             source.append(cos(sa[a], sb[b]) / source_temperature)
-            hard.append(ref_y(labels, a, b) if label_mix > 0 else 0.0)
+            hard.append(ref_y(labels, a, b) if labels is not None else 0.0)
         total_hard = sum(hard)
         loss = 0.0
         for j in range(n):
             q = math.exp(log_softmax(source, j))
-            if label_mix > 0:
+            if label_weights == "hard":
+                q = hard[j] / total_hard if total_hard else 0.0
+            elif label_mix > 0:
                 q = label_mix * (hard[j] / total_hard if total_hard else 0.0) + (1 - label_mix) * q
             loss -= q * log_softmax(logits, j)
         return loss
@@ -164,6 +171,35 @@ def test_labels_optional_without_label_mix(inputs):
     check(inputs, None, label_mix=0.0)
 
 
+@pytest.mark.parametrize("label_mix", [0.0, 0.5])
+@pytest.mark.parametrize("form", ["margin", "infonce"])
+@pytest.mark.parametrize("labels", [CLASS_LABELS, MULTI_HOT])
+def test_hard_label_weights_match_reference(inputs, labels, form, label_mix):
+    # Ablation "relaxed margins only": pulled by the hard labels, margins from w_ij.
+    check(inputs, labels, sigma=0.7, label_mix=label_mix, intra_modal_weight=0.3, form=form,
+          label_weights="hard")
+
+
+@pytest.mark.parametrize("intra_modal_weight", [0.0, 0.3])
+@pytest.mark.parametrize("margin", ["relaxed", "fixed"])
+@pytest.mark.parametrize("labels", [CLASS_LABELS, MULTI_HOT])
+def test_no_source_control_matches_reference(inputs, labels, margin, intra_modal_weight):
+    u, v, _, _ = inputs
+    got = ops.convert_to_numpy(soft_contrastive(u, v, None, None, labels, delta=1.3,
+                                                margin=margin, label_mix=0.5,
+                                                intra_modal_weight=intra_modal_weight))
+    expected = reference(u, v, None, None, labels, delta=1.3, margin=margin, label_mix=0.5,
+                         intra_modal_weight=intra_modal_weight)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_no_source_control_through_the_loss_class(inputs):
+    u, v, _, _ = inputs
+    value = SoftContrastiveLoss(delta=1.3)(CLASS_LABELS, {"image": u, "text": v})
+    expected = reference(u, v, None, None, CLASS_LABELS, delta=1.3).mean()
+    np.testing.assert_allclose(float(ops.convert_to_numpy(value)), expected, rtol=1e-5)
+
+
 def test_float_class_labels_are_cast(inputs):
     u, v, s, t = inputs
     as_int = soft_contrastive(u, v, s, t, CLASS_LABELS, label_mix=0.5)
@@ -222,6 +258,7 @@ def test_source_embeddings_carry_no_gradient_and_are_normalised(inputs):
         ({"intra_modal_weight": -1.0}, "intra_modal_weight"),
         ({"temperature": 0.0}, "temperature"),
         ({"source_temperature": -1.0}, "source_temperature"),
+        ({"label_weights": "soft"}, "label_weights"),
     ],
 )
 def test_bad_options_raise(inputs, options, match):
@@ -244,3 +281,11 @@ def test_bad_shapes_and_missing_labels_raise(inputs):
         soft_contrastive(u[0], v, s, t, CLASS_LABELS)
     with pytest.raises(ValueError, match="same embedding size"):
         soft_contrastive(u, v[:, :3], s, t, CLASS_LABELS)
+    with pytest.raises(ValueError, match="both source_image_embeddings and source_text"):
+        soft_contrastive(u, v, s, None, CLASS_LABELS)
+    with pytest.raises(ValueError, match="no-source control .* margin form"):
+        soft_contrastive(u, v, None, None, CLASS_LABELS, form="infonce")
+    with pytest.raises(ValueError, match="labels are needed with no source embeddings"):
+        soft_contrastive(u, v, None, None, None, label_mix=0.0)
+    with pytest.raises(ValueError, match='label_weights="hard"'):
+        soft_contrastive(u, v, s, t, None, label_mix=0.0, label_weights="hard")

@@ -1,0 +1,166 @@
+"""Hyperparameter search for the comparison, on validation average mAP only.
+
+Three stages, each keeping the best setting of the one before:
+1. protocol (shared by every method): learning rate and tower width, scored by the mean
+   validation avg mAP of a class-wise (source), a pair-wise (contrastive) and the MET model;
+2. MET's source: which class-wise model MET transfers from (cosine CE at two scales, prototype
+   contrastive, label regression), scored by MET's validation avg mAP;
+3. MET's loss: sigma x delta x label_mix, then intra-modal weight and the InfoNCE form at the
+   best of those; the no-source control gets the same delta x label_mix grid (it has no sigma),
+   so that the ablation compares two tuned models.
+
+The validation split is carved from training per seed (stratified, seeded); the test split is
+never embedded here. Every trial is written to the results file as it ends, and the chosen
+experiment file (the input of `keras-cmr compare --config`) is written at the end.
+
+    KERAS_BACKEND=jax python experiments/search.py \\
+        --data wikipedia:../shared/data/wikipedia_sift_lda \\
+        --results experiments/results/search_wikipedia.json \\
+        --write-config experiments/wikipedia.json
+"""
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+LEARNING_RATES = (1e-4, 3e-4, 1e-3)
+HIDDEN_DIMS = ((256,), (1024,))
+SOURCES = (("source", 16.0), ("source", 32.0), ("source_pcl", 16.0), ("source_regression", 16.0))
+SIGMAS = (0.25, 0.5, 1.0, "median")
+DELTAS = (1.0, 1.5, 2.0)
+LABEL_MIXES = (0.25, 0.5, 0.75)
+INTRA_MODAL_WEIGHTS = (0.1, 0.3)
+# The final comparison's methods; "source" is the MET source when source_method is "source".
+FINAL_METHODS = ("source", "source_pcl", "source_regression", "contrastive", "triplet",
+                 "infonce", "supervised_infonce", "naive_sum", "dscmr", "kim", "met", "control")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="'wikipedia:PATH', 'npz:PATH' or 'digits'")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per trial (default 2)")
+    parser.add_argument("--final-seeds", type=int, default=5,
+                        help="seeds written into the experiment file (default 5)")
+    parser.add_argument("--results", required=True, help="JSON file of every trial")
+    parser.add_argument("--write-config", required=True, help="the chosen experiment file")
+    return parser.parse_args(argv)
+
+
+class Search:
+    """Runs trials (mean validation avg mAP over seeds), caching trained sources per seed."""
+
+    def __init__(self, dataset, seeds, results_path):
+        self.dataset, self.seeds, self.results_path = dataset, seeds, results_path
+        self.trials, self.sources = [], {}
+
+    def source(self, config, seed):
+        from keras_cmr.experiment import run_method
+
+        key = (config.learning_rate, config.hidden_dims, config.source_method, config.scale,
+               seed)
+        if key not in self.sources:
+            self.sources[key] = run_method(config.source_method, self.dataset, config,
+                                           seed=seed)
+        return self.sources[key]
+
+    def trial(self, stage, method, config, **described):
+        from keras_cmr.experiment import TRANSFER_METHODS, run_method
+
+        values, epochs, start = [], [], time.perf_counter()
+        for seed in range(self.seeds):
+            if method == config.source_method:
+                _, result = self.source(config, seed)
+            else:
+                source = (self.source(config, seed)[0] if method in TRANSFER_METHODS else None)
+                _, result = run_method(method, self.dataset, config, seed=seed, source=source)
+            values.append(result["best_val_avg_map"])
+            epochs.append(result["epochs"])
+        trial = {"stage": stage, "method": method, **described,
+                 "val_avg_map": sum(values) / len(values), "val_avg_map_seeds": values,
+                 "epochs": epochs, "seconds": round(time.perf_counter() - start, 1)}
+        self.trials.append(trial)
+        print(f"[{stage}] {method:<12} {described} val {trial['val_avg_map']:.4f} "
+              f"({trial['seconds']:.0f} s)", flush=True)
+        self.save()
+        return trial["val_avg_map"]
+
+    def save(self, chosen=None):
+        from keras_cmr import saving
+
+        saving.write_json({"seeds": self.seeds, "chosen": chosen, "trials": self.trials},
+                          self.results_path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_cmr import saving
+    from keras_cmr.datasets import load_dataset
+    from keras_cmr.experiment import TrainingConfig
+
+    dataset = load_dataset(args.data)
+    search = Search(dataset, args.seeds, args.results)
+    base = TrainingConfig(epochs=200, verbose=0)
+
+    # 1. The shared protocol.
+    scores = {}
+    for learning_rate, hidden in itertools.product(LEARNING_RATES, HIDDEN_DIMS):
+        config = dataclasses.replace(base, learning_rate=learning_rate, hidden_dims=hidden)
+        described = {"learning_rate": learning_rate, "hidden_dims": list(hidden)}
+        scores[(learning_rate, hidden)] = sum(
+            search.trial("protocol", method, config, **described)
+            for method in ("source", "contrastive", "met")) / 3
+    learning_rate, hidden = max(scores, key=scores.get)
+    base = dataclasses.replace(base, learning_rate=learning_rate, hidden_dims=hidden)
+
+    # 2. MET's source.
+    scores = {}
+    for source_method, scale in SOURCES:
+        config = dataclasses.replace(base, source_method=source_method, scale=scale)
+        scores[(source_method, scale)] = search.trial(
+            "source", "met", config, source_method=source_method, scale=scale)
+    source_method, scale = max(scores, key=scores.get)
+    base = dataclasses.replace(base, source_method=source_method, scale=scale)
+
+    # 3. MET's loss, then the control on the same grid.
+    def loss_trial(method, **options):
+        config = dataclasses.replace(base, soft_contrastive=options)
+        return search.trial("loss", method, config, **options)
+
+    scores = {}
+    for sigma, delta, label_mix in itertools.product(SIGMAS, DELTAS, LABEL_MIXES):
+        options = {"sigma": sigma, "delta": delta, "label_mix": label_mix}
+        scores[json.dumps(options)] = loss_trial("met", **options)
+    best = json.loads(max(scores, key=scores.get))
+    for gamma in INTRA_MODAL_WEIGHTS:
+        options = {**best, "intra_modal_weight": gamma}
+        scores[json.dumps(options)] = loss_trial("met", **options)
+    options = {**best, "form": "infonce"}
+    scores[json.dumps(options)] = loss_trial("met", **options)
+    met_options = json.loads(max(scores, key=scores.get))
+
+    control_scores = {}
+    for delta, label_mix in itertools.product(DELTAS, LABEL_MIXES):
+        options = {"delta": delta, "label_mix": label_mix}
+        control_scores[json.dumps(options)] = loss_trial("control", **options)
+    control_options = json.loads(max(control_scores, key=control_scores.get))
+
+    chosen = {
+        "data": args.data, "methods": list(FINAL_METHODS), "seeds": args.final_seeds,
+        "learning_rate": learning_rate, "hidden_dims": list(hidden),
+        "source_method": source_method, "scale": scale, "soft_contrastive": met_options,
+        "control_soft_contrastive": control_options,
+    }
+    search.save(chosen)
+    saving.write_json(chosen, args.write_config)
+    print(f"chosen: {json.dumps(chosen)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""`keras-cmr plot`: precision-recall and validation curves from a `compare --json` file."""
+
+import json
+import os
+
+PLOTS = ("precision_recall.png", "validation_map.png")
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "plot", help="plot precision-recall and validation curves of a compare --json file")
+    parser.add_argument("results", help="the JSON file written by `keras-cmr compare --json`")
+    parser.add_argument("--out", default="figures",
+                        help="folder for the PNG files (default %(default)s)")
+    parser.add_argument("--methods", help="comma-separated methods to plot (default: all)")
+    parser.add_argument("--title", help="title prefix (default: the data set)")
+    parser.set_defaults(run=run)
+
+
+def read_results(path):
+    """The runs of a compare JSON file, with a clear error for any other file."""
+    try:
+        with open(path) as stream:
+            content = json.load(stream)
+    except FileNotFoundError:
+        raise ValueError(f"no results file {path!r}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    runs = content.get("runs") if isinstance(content, dict) else None
+    if not runs or not all("test_curves" in run and "history" in run for run in runs):
+        raise ValueError(f"{path}: not a `keras-cmr compare --json` file with curves (it needs "
+                         "'runs' with 'test_curves' and 'history')")
+    return content, runs
+
+
+def mean_curves(runs, methods):
+    """{method: (recall levels, mean I2T precisions, mean T2I precisions)} over seeds."""
+    import numpy as np
+
+    curves = {}
+    for method in methods:
+        chosen = [run["test_curves"] for run in runs if run["method"] == method]
+        curves[method] = (chosen[0]["recall"],
+                          np.mean([curve["i2t"] for curve in chosen], axis=0),
+                          np.mean([curve["t2i"] for curve in chosen], axis=0))
+    return curves
+
+
+def validation_curves(runs):
+    """{stage name: [per-seed validation avg mAP per epoch]} for the source and the transfer.
+
+    The source's curves come from the source stage that each transfer run trained, or from the
+    runs of its source method when the comparison shared that model.
+    """
+    stages = {}
+    for run in runs:
+        for stage, history in run["history"].items():
+            if stage == "source" or stage in ("met", "kim"):
+                name = "source (stage 1)" if stage == "source" else f"{stage} (stage 2)"
+                stages.setdefault(name, []).append(history["val_avg_map"])
+    return stages
+
+
+def run(args):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("plotting needs matplotlib: pip install 'keras-cmr[plot]'") from None
+    content, runs = read_results(args.results)
+    present = list(dict.fromkeys(run["method"] for run in runs))
+    methods = present
+    if args.methods:
+        methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+        missing = [name for name in methods if name not in present]
+        if missing:
+            raise ValueError(f"{args.results} has no runs of {missing}; it has {present}")
+    title = args.title or str(content.get("data", ""))
+    os.makedirs(args.out, exist_ok=True)
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for method, (recall, i2t, t2i) in mean_curves(runs, methods).items():
+        style = {"linewidth": 2.2} if method == "met" else {"linewidth": 1.2}
+        axes[0].plot(recall, i2t, marker=".", label=method, **style)
+        axes[1].plot(recall, t2i, marker=".", label=method, **style)
+    for axis, direction in zip(axes, ("image -> text", "text -> image")):
+        axis.set(title=f"{title}: {direction}", xlabel="recall", xlim=(0, 1), ylim=(0, None))
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("interpolated precision (test, mean over seeds)")
+    axes[1].legend(fontsize=8, loc="upper right")
+    figure.tight_layout()
+    _save(figure, os.path.join(args.out, PLOTS[0]))
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for index, (stage, curves) in enumerate(validation_curves(runs).items()):
+        color = f"C{index}"
+        for seed, curve in enumerate(curves):
+            axis.plot(range(1, len(curve) + 1), curve, color=color, alpha=0.8,
+                      label=stage if seed == 0 else None)
+    axis.set(title=f"{title}: validation avg mAP per epoch (each line a seed)",
+             xlabel="epoch", ylabel="validation avg mAP@all")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    _save(figure, os.path.join(args.out, PLOTS[1]))
+    plt.close("all")
+    print(f"wrote {', '.join(os.path.join(args.out, name) for name in PLOTS)}")
+
+
+def _save(figure, path):
+    from keras_cmr.saving import atomic_path
+
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
