@@ -1,6 +1,6 @@
 """Compare methods under one protocol with `keras_cmr.experiment`; print the test table.
 
-Every method gets the same towers, optimiser (Adam, lr 1e-4, beta_1 0.5), batch size and
+Every method gets the same towers, optimiser (Adam, lr 1e-3, beta_1 0.5), batch size and
 budget, and is selected by early stopping on the validation average mAP (validation carved
 from train, stratified, seeded per seed); the test split is embedded once per selected model.
 Within a seed, "met" and "kim" transfer from the "source" baseline trained in that seed (when

@@ -38,13 +38,18 @@ def parse_args(argv=None):
                         help="epochs without a better validation avg mAP before stopping "
                              "(default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--embedding-dim", type=int, default=256,
                         help="width of the shared embedding space (default %(default)s)")
     parser.add_argument("--sigma", default="1.0",
                         help="relaxed-label bandwidth: a number or 'median' (default %(default)s)")
-    parser.add_argument("--delta", type=float, default=1.0,
+    parser.add_argument("--delta", type=float, default=1.5,
                         help="relaxed-margin scale (default %(default)s)")
+    parser.add_argument("--label-mix", type=float, default=0.75,
+                        help="weight of the hard labels in the relaxed labels (default "
+                             "%(default)s)")
+    parser.add_argument("--hidden-dim", type=int, default=1024,
+                        help="hidden width of each tower (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the validation split and of the weights")
     parser.add_argument("--output", default="met_target.keras",
@@ -104,14 +109,18 @@ def main(argv=None):
           flush=True)
     start = time.perf_counter()
 
-    # Stage 1: the class-wise source.
-    source = SourceModel(CrossModalEncoder.projection(args.embedding_dim), data.num_classes)
+    def towers():
+        return CrossModalEncoder.projection(args.embedding_dim, hidden_dims=(args.hidden_dim,))
+
+    # Stage 1: the class-wise source (prototype contrastive loss).
+    source = SourceModel(towers(), data.num_classes, head="prototype")
     source_history = fit_stage(source, data, args)
     print(describe_stage("stage 1, source (class-wise)", source_history), flush=True)
 
     # Stage 2: a fresh target learns pair-wise from the frozen source.
-    loss = keras_cmr.losses.SoftContrastiveLoss(sigma=args.sigma, delta=args.delta)
-    transfer = TransferModel(CrossModalEncoder.projection(args.embedding_dim), source, loss)
+    loss = keras_cmr.losses.SoftContrastiveLoss(sigma=args.sigma, delta=args.delta,
+                                                label_mix=args.label_mix)
+    transfer = TransferModel(towers(), source, loss)
     transfer_history = fit_stage(transfer, data, args)
     print(describe_stage("stage 2, MET transfer (soft contrastive)", transfer_history),
           flush=True)

@@ -10,8 +10,10 @@ Three stages, each keeping the best setting of the one before:
    so that the ablation compares two tuned models.
 
 The validation split is carved from training per seed (stratified, seeded); the test split is
-never embedded here. Every trial is written to the results file as it ends, and the chosen
-experiment file (the input of `keras-cmr compare --config`) is written at the end.
+never embedded here. Every trial is written to the results file as it ends; a rerun reuses
+the trials already in that file (same seeds), so an interrupted search continues where it
+stopped. The chosen experiment file (the input of `keras-cmr compare --config`) is written at
+the end.
 
     KERAS_BACKEND=jax python experiments/search.py \\
         --data wikipedia:../shared/data/wikipedia_sift_lda \\
@@ -34,7 +36,7 @@ HIDDEN_DIMS = ((256,), (1024,))
 SOURCES = (("source", 16.0), ("source", 32.0), ("source_pcl", 16.0), ("source_regression", 16.0))
 SIGMAS = (0.25, 0.5, 1.0, "median")
 DELTAS = (1.0, 1.5, 2.0)
-LABEL_MIXES = (0.25, 0.5, 0.75)
+LABEL_MIXES = (0.5, 0.75)
 INTRA_MODAL_WEIGHTS = (0.1, 0.3)
 # The final comparison's methods; "source" is the MET source when source_method is "source".
 FINAL_METHODS = ("source", "source_pcl", "source_regression", "contrastive", "triplet",
@@ -57,7 +59,18 @@ class Search:
 
     def __init__(self, dataset, seeds, results_path):
         self.dataset, self.seeds, self.results_path = dataset, seeds, results_path
-        self.trials, self.sources = [], {}
+        self.trials, self.sources, self.done = [], {}, {}
+        if os.path.exists(results_path):
+            with open(results_path) as stream:
+                previous = json.load(stream)
+            if previous.get("seeds") == seeds:
+                self.done = {self.key(trial): trial for trial in previous["trials"]}
+
+    @staticmethod
+    def key(trial):
+        described = {k: v for k, v in trial.items()
+                     if k not in ("val_avg_map", "val_avg_map_seeds", "epochs", "seconds")}
+        return json.dumps(described, sort_keys=True)
 
     def source(self, config, seed):
         from keras_cmr.experiment import run_method
@@ -72,6 +85,11 @@ class Search:
     def trial(self, stage, method, config, **described):
         from keras_cmr.experiment import TRANSFER_METHODS, run_method
 
+        previous = self.done.get(self.key({"stage": stage, "method": method, **described}))
+        if previous is not None:
+            self.trials.append(previous)
+            self.save()
+            return previous["val_avg_map"]
         values, epochs, start = [], [], time.perf_counter()
         for seed in range(self.seeds):
             if method == config.source_method:

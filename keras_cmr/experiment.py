@@ -46,6 +46,10 @@ SOURCE_HEADS = {"source": "cosine", "source_pcl": "prototype", "source_regressio
 class TrainingConfig:
     """The shared protocol (METHOD.md: Adam, beta_1 0.5, patience 10) and method options.
 
+    The learning rate (1e-3), tower width (1024), source (prototype contrastive) and the soft
+    contrastive defaults were chosen on the Wikipedia validation split by experiments/search.py
+    (METHOD.md's lr 1e-4 was still improving after 200 epochs); see docs/results.md.
+
     `source_method` names the class-wise model that "met" and "kim" transfer from;
     `soft_contrastive` holds `SoftContrastiveLoss` arguments for "met" and "kim", and
     `control_soft_contrastive` those of "control" (None: the same as `soft_contrastive`).
@@ -53,15 +57,15 @@ class TrainingConfig:
 
     epochs: int = 200
     batch_size: int = 100
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3
     beta_1: float = 0.5
     patience: int = 10
     embedding_dim: int = 256
-    hidden_dims: tuple = (256,)
+    hidden_dims: tuple = (1024,)
     dropout: float = 0.1
     validation_fraction: float = 0.1
     scale: float = 16.0
-    source_method: str = "source"
+    source_method: str = "source_pcl"
     soft_contrastive: dict = dataclasses.field(default_factory=dict)
     control_soft_contrastive: dict = None
     verbose: int = 1
@@ -71,6 +75,9 @@ class TrainingConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got "
                                  f"{getattr(self, name)!r}.")
+        if int(self.batch_size) < 2:
+            raise ValueError(f"`batch_size` must be at least 2: the in-batch losses need 2 "
+                             f"pairs per batch, got {self.batch_size!r}.")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
         self.hidden_dims = tuple(self.hidden_dims)

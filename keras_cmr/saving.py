@@ -65,6 +65,11 @@ def load_model(path, expected_class=None):
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path!r} is not a .keras archive (not a zip file): truncated, "
                          "corrupt or of another format.")
+    with zipfile.ZipFile(path) as archive:
+        members = archive.namelist()
+    if "config.json" not in members:
+        raise ValueError(f"{path!r} is a zip archive but not a .keras model file (it has no "
+                         f"config.json; it holds {sorted(members)[:5]}).")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types; the caller needs the file named

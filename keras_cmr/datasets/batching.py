@@ -56,8 +56,10 @@ class PairBatches(keras.utils.PyDataset):
 
     Raises:
         ValueError: on differing pair counts, no pairs, a feature array that is not 2-D, a
-            `batch_size` below 1 or (with `drop_remainder`) above the number of pairs, only one
-            of P and K given, or P above the number of classes present.
+            `batch_size` below 2 or (with `drop_remainder`) above the number of pairs, a last
+            batch of a single pair (without `drop_remainder`), P * K below 2, only one of P
+            and K given, or P above the number of classes present. The in-batch losses compare
+            each pair with the others of its batch, so every batch needs at least 2 pairs.
     """
 
     def __init__(
@@ -113,6 +115,12 @@ class PairBatches(keras.utils.PyDataset):
                     f"{len(self._class_members)} classes are present"
                 )
             self.batch_size = self.classes_per_batch * self.pairs_per_class
+            if self.batch_size < 2:
+                raise ValueError(
+                    "classes_per_batch * pairs_per_class = 1 pair per batch; the in-batch "
+                    "losses compare each pair with the others of its batch, so a batch needs "
+                    "at least 2 pairs"
+                )
         else:
             self.batch_size = _positive_int(batch_size, "batch_size")
             if self.drop_remainder and self.batch_size > self.num_pairs:
@@ -120,6 +128,17 @@ class PairBatches(keras.utils.PyDataset):
                     f"batch_size={self.batch_size} exceeds the {self.num_pairs} pairs, so "
                     "drop_remainder=True would leave no batch; lower batch_size or set "
                     "drop_remainder=False"
+                )
+            if self.batch_size == 1:
+                raise ValueError(
+                    "batch_size=1: the in-batch losses compare each pair with the others of "
+                    "its batch, so a batch needs at least 2 pairs"
+                )
+            if not self.drop_remainder and self.num_pairs % self.batch_size == 1:
+                raise ValueError(
+                    f"{self.num_pairs} pairs in batches of {self.batch_size} leave a last "
+                    "batch of a single pair, which the in-batch losses cannot learn from; set "
+                    "drop_remainder=True or change batch_size"
                 )
 
     @classmethod

@@ -152,17 +152,23 @@ class CrossModalDataset:
         val: optional validation `CrossModalSplit`; see `with_validation` to carve one.
         class_names: optional sequence of `num_classes` names (index = class).
         name: the data set's name.
+        allow_unseen_classes: accept val / test pairs of a class that no training pair has
+            (a zero-shot protocol). False by default: such a class is almost always a broken
+            split, and a class-wise model cannot learn a class it never sees.
 
     Raises:
         TypeError: if a split is not a `CrossModalSplit`, `num_classes` is not an integer or
             `class_names` is a single string.
         ValueError: if the image or text dimension differs between splits, single-label and
             multi-hot splits are mixed, a label is outside `[0, num_classes)`, the multi-hot
-            width differs from `num_classes`, or `class_names` has the wrong length.
+            width differs from `num_classes`, `class_names` has the wrong length, or (unless
+            `allow_unseen_classes`) a val / test pair has a class that no training pair has.
     """
 
-    def __init__(self, train, test, num_classes=None, val=None, class_names=None, name=""):
+    def __init__(self, train, test, num_classes=None, val=None, class_names=None, name="",
+                 allow_unseen_classes=False):
         self.name = str(name)
+        self.allow_unseen_classes = bool(allow_unseen_classes)
         self.train, self.val, self.test = train, val, test
         for split_name, split in self.splits.items():
             if not isinstance(split, CrossModalSplit):
@@ -180,6 +186,8 @@ class CrossModalDataset:
                 f"class_names has {len(self.class_names)} names but there are "
                 f"{self.num_classes} classes"
             )
+        if not self.allow_unseen_classes:
+            self._check_seen_classes()
 
     @property
     def splits(self):
@@ -247,6 +255,39 @@ class CrossModalDataset:
                     f"[0, {self.num_classes})"
                 )
 
+    def _check_seen_classes(self):
+        """Every class of val and test must have at least one training pair."""
+        train = self.train.labels
+        if train.ndim == 2:
+            seen = train.any(axis=0)
+        else:
+            seen = np.zeros(self.num_classes, dtype=bool)
+            seen[train] = True
+        for split_name, split in self.splits.items():
+            if split_name == "train":
+                continue
+            labels = split.labels
+            if labels.ndim == 2:
+                unseen = labels.astype(bool) & ~seen[None, :]
+                if not unseen.any():
+                    continue
+                row, label = (int(i) for i in np.argwhere(unseen)[0])
+                classes = np.flatnonzero(unseen.any(axis=0)).tolist()
+            else:
+                unseen = ~seen[labels]
+                if not unseen.any():
+                    continue
+                row = int(np.flatnonzero(unseen)[0])
+                label = int(labels[row])
+                classes = np.unique(labels[unseen]).tolist()
+            named = "" if self.class_names is None else f" ({self.class_names[label]!r})"
+            raise ValueError(
+                f"split {split_name!r} row {row} has class {label}{named}, which no training "
+                f"pair has (classes of {split_name!r} missing from train: {classes}); a model "
+                "cannot learn a class it never sees in training. Fix the split, or pass "
+                "allow_unseen_classes=True for a zero-shot protocol"
+            )
+
     def with_validation(self, fraction=0.1, seed=0):
         """Return a data set whose validation split is a stratified part of train.
 
@@ -271,6 +312,7 @@ class CrossModalDataset:
             num_classes=self.num_classes,
             class_names=self.class_names,
             name=self.name,
+            allow_unseen_classes=self.allow_unseen_classes,
         )
 
     def summary(self):

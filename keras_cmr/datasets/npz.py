@@ -2,8 +2,9 @@
 
 Keys: `image_train`, `text_train`, `label_train`, `image_test`, `text_test`, `label_test`
 (required); `image_val`, `text_val`, `label_val` (all three or none); `class_names` (strings),
-`num_classes` (0-d integer) and `name` (0-d string) (optional). Other keys are ignored, so
-converted releases may carry extras such as ids.
+`num_classes` (0-d integer), `name` (0-d string) and `allow_unseen_classes` (0-d bool, written
+only when True) (optional). Other keys are ignored, so converted releases may carry extras such
+as ids.
 """
 
 import contextlib
@@ -19,7 +20,7 @@ from keras_cmr.datasets.container import CrossModalDataset, CrossModalSplit
 ARRAY_KINDS = ("image", "text", "label")
 REQUIRED_KEYS = tuple(f"{kind}_{split}" for split in ("train", "test") for kind in ARRAY_KINDS)
 VAL_KEYS = tuple(f"{kind}_val" for kind in ARRAY_KINDS)
-OPTIONAL_KEYS = ("class_names", "num_classes", "name")
+OPTIONAL_KEYS = ("class_names", "num_classes", "name", "allow_unseen_classes")
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -71,12 +72,14 @@ def _read_array(archive, key, path):
         raise ValueError(f"{path!r} is truncated or corrupt ({key!r}): {error}") from error
 
 
-def load_npz(path, name=None):
+def load_npz(path, name=None, allow_unseen_classes=None):
     """Load a cross-modal data set from a `.npz` file in the format described above.
 
     Args:
         path: path of the `.npz` file.
         name: the data set's name; defaults to the stored `name`, else the file's stem.
+        allow_unseen_classes: see `CrossModalDataset`; None uses the stored flag (default
+            False).
 
     Returns:
         A `CrossModalDataset`.
@@ -85,31 +88,40 @@ def load_npz(path, name=None):
         FileNotFoundError: if `path` does not exist.
         ValueError: if required keys are missing (listing the missing and found keys), the
             validation arrays are incomplete, an array is pickled (object dtype), the file is
-            truncated or corrupt, or the arrays fail the container's validation.
+            truncated or corrupt, or the arrays fail the container's validation (the message
+            then starts with the file's path).
+        TypeError: if an array holds no numbers (message prefixed with the path).
     """
     path = os.fspath(path)
     arrays = _read(path)
-    splits = {
-        split: CrossModalSplit(
-            arrays[f"image_{split}"], arrays[f"text_{split}"], arrays[f"label_{split}"],
-            name=split,
-        )
-        for split in ("train", "val", "test")
-        if f"label_{split}" in arrays
-    }
     if name is None:
         stem = os.path.splitext(os.path.basename(path))[0]
         name = str(arrays["name"]) if "name" in arrays else stem
-    num_classes = int(arrays["num_classes"]) if "num_classes" in arrays else None
-    class_names = arrays["class_names"].tolist() if "class_names" in arrays else None
-    return CrossModalDataset(
-        train=splits["train"],
-        test=splits["test"],
-        val=splits.get("val"),
-        num_classes=num_classes,
-        class_names=class_names,
-        name=name,
-    )
+    if allow_unseen_classes is None:
+        allow_unseen_classes = bool(arrays.get("allow_unseen_classes", False))
+    try:
+        splits = {
+            split: CrossModalSplit(
+                arrays[f"image_{split}"], arrays[f"text_{split}"], arrays[f"label_{split}"],
+                name=split,
+            )
+            for split in ("train", "val", "test")
+            if f"label_{split}" in arrays
+        }
+        num_classes = int(arrays["num_classes"]) if "num_classes" in arrays else None
+        class_names = arrays["class_names"].tolist() if "class_names" in arrays else None
+        return CrossModalDataset(
+            train=splits["train"],
+            test=splits["test"],
+            val=splits.get("val"),
+            num_classes=num_classes,
+            class_names=class_names,
+            name=name,
+            allow_unseen_classes=allow_unseen_classes,
+        )
+    except (ValueError, TypeError) as error:
+        # The container names the array, split and row; add the file they came from.
+        raise type(error)(f"{path!r}: {error}") from error
 
 
 def save_npz(dataset, path):
@@ -142,6 +154,8 @@ def save_npz(dataset, path):
         arrays["class_names"] = np.array(dataset.class_names, dtype=str)
     arrays["num_classes"] = np.array(dataset.num_classes, dtype=np.int64)
     arrays["name"] = np.array(dataset.name, dtype=str)
+    if dataset.allow_unseen_classes:
+        arrays["allow_unseen_classes"] = np.array(True)
 
     folder = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")

@@ -85,7 +85,9 @@ def _load_release(folder):
     try:
         matrices = scipy.io.loadmat(mat_path)
     except Exception as error:  # scipy raises several types for a damaged file
-        raise ValueError(f"{mat_path!r} could not be read as a MAT file: {error}") from error
+        raise ValueError(
+            f"{mat_path!r} could not be read as a MAT file (truncated or corrupt?): {error}"
+        ) from error
 
     splits = {}
     for split_name, keys in MAT_KEYS.items():
@@ -101,7 +103,10 @@ def _load_release(folder):
                 f"{mat_path!r} has {len(image)} rows in {keys[0]} and {len(text)} in "
                 f"{keys[1]}, but {list_path!r} lists {len(labels)} pairs; they must agree"
             )
-        splits[split_name] = CrossModalSplit(image, text, labels, name=split_name)
+        try:
+            splits[split_name] = CrossModalSplit(image, text, labels, name=split_name)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"{mat_path!r} ({keys[0]}, {keys[1]}): {error}") from error
     return CrossModalDataset(
         train=splits["train"], test=splits["test"], class_names=class_names, name=NAME
     )
@@ -129,7 +134,8 @@ def _read_labels(path, num_classes):
             ):
                 raise ValueError(
                     f"{path!r} line {line_number}: expected 'text_id image_id class' with "
-                    f"class in 1..{num_classes}, got {line.strip()!r}"
+                    f"class in 1..{num_classes} ({CATEGORIES_FILE} names {num_classes} "
+                    f"classes), got {line.strip()!r}; the file may be truncated or corrupt"
                 )
             labels.append(int(fields[2]) - 1)
     return np.asarray(labels, dtype=np.int64)

@@ -37,8 +37,13 @@ _METRICS = ("map", "map@r", "r_precision", "precision", "recall", "precision_at_
 RECALL_LEVELS = tuple(i / 10 for i in range(11))
 
 
-def _to_numpy(x):
-    return x if isinstance(x, np.ndarray) else keras.ops.convert_to_numpy(x)
+def _to_numpy(x, name):
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return keras.ops.convert_to_numpy(x)
+    except (ValueError, TypeError) as error:  # e.g. ragged nested lists
+        raise ValueError(f"`{name}` could not be read as an array: {error}") from error
 
 
 def _check_positive_int(value, name):
@@ -49,13 +54,13 @@ def _check_positive_int(value, name):
 
 def _prepare_embeddings(x, name):
     """A validated float32 copy of `x` with unit-norm rows (zero rows stay zero)."""
-    x = _to_numpy(x)
+    x = _to_numpy(x, name)
     if x.ndim != 2:
         raise ValueError(f"`{name}` must be a 2-D array (rows, dims), got shape {x.shape}.")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"`{name}` is empty (shape {x.shape}): nothing to retrieve.")
-    if x.dtype.kind in "OSUMm":
-        raise ValueError(f"`{name}` must hold numbers, got dtype {x.dtype}.")
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must hold real numbers, got dtype {x.dtype}.")
     x = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
@@ -77,7 +82,7 @@ def _prepare_embeddings(x, name):
 
 def _prepare_labels(y, name, rows, rows_name):
     """Class ids as int64 (1-D) or multi-hot labels as 0/1 float32 (2-D), validated."""
-    y = _to_numpy(y)
+    y = _to_numpy(y, name)
     if y.ndim not in (1, 2):
         raise ValueError(
             f"`{name}` must be 1-D class ids or 2-D multi-hot labels, got shape {y.shape}."
@@ -335,18 +340,20 @@ def evaluate_retrieval(
     """
     if labels is not None and (image_labels is not None or text_labels is not None):
         raise ValueError("Pass either `labels` or `image_labels`/`text_labels`, not both.")
+    image_labels_name, text_labels_name = "image_labels", "text_labels"
     if labels is not None:
         image_labels = text_labels = labels
+        image_labels_name = text_labels_name = "labels"
     if image_labels is None or text_labels is None:
         raise ValueError("Pass `labels`, or both `image_labels` and `text_labels`.")
     plan = _metric_plan(metrics, top_k, k_values)
     if chunk_size is not None:
         chunk_size = _check_positive_int(chunk_size, "chunk_size")
     image, image_labels = _prepare_side(
-        image_embeddings, image_labels, "image_embeddings", "image_labels"
+        image_embeddings, image_labels, "image_embeddings", image_labels_name
     )
     text, text_labels = _prepare_side(
-        text_embeddings, text_labels, "text_embeddings", "text_labels"
+        text_embeddings, text_labels, "text_embeddings", text_labels_name
     )
     _check_dims(image, text, "image_embeddings", "text_embeddings")
     _check_label_forms(image_labels, text_labels, "image_labels", "text_labels")

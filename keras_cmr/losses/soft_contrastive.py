@@ -125,8 +125,8 @@ def _infonce_block(source_a, source_b, y, margins, a, b, label_mix, temperature,
 
 
 def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=None,
-                     source_text_embeddings=None, labels=None, *, sigma=1.0, delta=1.0,
-                     margin="relaxed", relative_distance=True, label_mix=0.5,
+                     source_text_embeddings=None, labels=None, *, sigma=1.0, delta=1.5,
+                     margin="relaxed", relative_distance=True, label_mix=0.75,
                      intra_modal_weight=0.0, form="margin", temperature=0.1,
                      source_temperature=0.1, label_weights="relaxed"):
     """Soft contrastive loss of embedding transfer, one value per anchor (pair) i.
@@ -180,6 +180,9 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         temperature: temperature of the target logits (infonce form); a float or a scalar tensor.
         source_temperature: temperature of the source targets (infonce form).
         label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij, margins still relaxed).
+
+    Defaults: sigma 1, delta 1.5, lam 0.75, chosen on the validation split of the Wikipedia
+    benchmark (experiments/search.py; docs/results.md).
 
     Returns:
         float32 tensor of shape (n,): the per-anchor losses l_i; their mean is the batch loss.
@@ -279,8 +282,8 @@ class SoftContrastiveLoss(DictLossWrapper):
         reduction, name, dtype: as in `keras.losses.Loss`.
     """
 
-    def __init__(self, sigma=1.0, delta=1.0, margin="relaxed", relative_distance=True,
-                 label_mix=0.5, intra_modal_weight=0.0, form="margin", temperature=0.1,
+    def __init__(self, sigma=1.0, delta=1.5, margin="relaxed", relative_distance=True,
+                 label_mix=0.75, intra_modal_weight=0.0, form="margin", temperature=0.1,
                  source_temperature=0.1, label_weights="relaxed",
                  reduction="sum_over_batch_size", name="soft_contrastive", dtype=None):
         _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,

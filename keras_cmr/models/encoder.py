@@ -1,5 +1,7 @@
 """The two-tower cross-modal encoder and the base that every trainable model shares."""
 
+import re
+
 import keras
 import numpy as np
 from keras import ops
@@ -96,11 +98,11 @@ class CrossModalEncoder(keras.Model):
 
     def encode_image(self, images, batch_size=256):
         """Embeds image inputs in inference mode, batch by batch; returns a numpy array."""
-        return _encode(self.image_tower, images, batch_size)
+        return _encode(self.image_tower, images, batch_size, "image")
 
     def encode_text(self, texts, batch_size=256):
         """Embeds text inputs in inference mode, batch by batch; returns a numpy array."""
-        return _encode(self.text_tower, texts, batch_size)
+        return _encode(self.text_tower, texts, batch_size, "text")
 
     def get_config(self):
         return {
@@ -120,14 +122,24 @@ class CrossModalEncoder(keras.Model):
         return backend_neutral_compile_config(super().get_compile_config())
 
 
-def _encode(tower, inputs, batch_size):
+def _encode(tower, inputs, batch_size, modality):
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     count = len(inputs)
-    chunks = [
-        ops.convert_to_numpy(tower(inputs[start:start + batch_size], training=False))
-        for start in range(0, count, batch_size)
-    ]
+    try:
+        chunks = [
+            ops.convert_to_numpy(tower(inputs[start:start + batch_size], training=False))
+            for start in range(0, count, batch_size)
+        ]
+    except ValueError as error:
+        # Keras' message is long, styled and names the layer, not the modality; keep its gist.
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+        detail = next((line.strip() for line in message.splitlines()
+                       if "expected" in line.lower() or "incompatible" in line.lower()),
+                      message.splitlines()[0] if message else "")
+        shape = getattr(inputs, "shape", None)
+        raise ValueError(f"the {modality} tower cannot embed {modality} inputs of shape "
+                         f"{tuple(shape) if shape is not None else '?'}: {detail}") from error
     if not chunks:
         raise ValueError("nothing to encode: the input holds no rows.")
     return np.concatenate(chunks, axis=0)
@@ -153,6 +165,41 @@ class CrossModalTrainer(keras.Model):
 
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """`keras.Model.fit`, with in-memory inputs checked first (a data set passes as is).
+
+        A dict of arrays with labels is validated as a `CrossModalSplit` named "fit" (pair
+        counts, shapes, NaN / inf, label kind, naming the array and row), the labels against
+        the model's classes, and the batch size: in-batch objectives compare each pair with the
+        others of its batch, so no batch may hold a single pair.
+        """
+        if isinstance(x, dict) and y is not None and "image" in x and "text" in x:
+            self._check_fit_arrays(x, y, 32 if batch_size is None else batch_size)
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def _check_fit_arrays(self, x, y, batch_size):
+        from keras_cmr.datasets import CrossModalSplit
+
+        split = CrossModalSplit(x["image"], x["text"], y, name="fit")
+        num_classes = getattr(self, "num_classes", None)
+        if num_classes is not None and split.labels.ndim == 1:
+            outside = np.flatnonzero(split.labels >= num_classes)
+            if len(outside):
+                row = int(outside[0])
+                raise ValueError(f"fit: row {row} has label {int(split.labels[row])}, outside "
+                                 f"[0, {num_classes}) of {type(self).__name__}")
+        if num_classes is not None and split.labels.ndim == 2 and \
+                split.labels.shape[1] != num_classes:
+            raise ValueError(f"fit: multi-hot labels have {split.labels.shape[1]} columns, "
+                             f"{type(self).__name__} has {num_classes} classes")
+        if batch_size < 2:
+            raise ValueError(f"batch_size={batch_size}: the in-batch losses compare each pair "
+                             "with the others of its batch, so a batch needs at least 2 pairs")
+        if split.num_pairs % batch_size == 1:
+            raise ValueError(f"fit: {split.num_pairs} pairs in batches of {batch_size} leave a "
+                             "last batch of a single pair, which in-batch losses cannot use; "
+                             "change batch_size or drop a pair")
 
     def encode_image(self, images, batch_size=256):
         return self.encoder.encode_image(images, batch_size=batch_size)

@@ -85,7 +85,7 @@ def test_take_selects_rows(rng):
 def test_dataset_properties_and_inferred_num_classes(rng):
     dataset = CrossModalDataset(
         make_split(rng, num_classes=3), make_split(rng, n=5, num_classes=4, name="test"),
-        name="toy",
+        name="toy", allow_unseen_classes=True,
     )
     assert dataset.num_classes == 4  # the largest label over all splits (3, in test) + 1
     assert (dataset.image_dim, dataset.text_dim) == (5, 3)

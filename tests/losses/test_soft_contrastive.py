@@ -51,8 +51,8 @@ def log_softmax(values, k):
     return values[k] - top - math.log(sum(math.exp(x - top) for x in values))
 
 
-def reference(u, v, s, t, labels, sigma=1.0, delta=1.0, margin="relaxed",
-              relative_distance=True, label_mix=0.5, intra_modal_weight=0.0, form="margin",
+def reference(u, v, s, t, labels, sigma=1.0, delta=1.5, margin="relaxed",
+              relative_distance=True, label_mix=0.75, intra_modal_weight=0.0, form="margin",
               temperature=0.1, source_temperature=0.1, label_weights="relaxed"):
     n = len(u)
     with_source = s is not None

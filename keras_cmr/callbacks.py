@@ -1,0 +1,70 @@
+"""Training callbacks: epochs whose randomness depends on (seed, epoch) only, for resuming."""
+
+import numbers
+
+import keras
+import numpy as np
+
+
+class ReproducibleEpochs(keras.callbacks.Callback):
+    """Makes the randomness of epoch e a function of (seed, e) alone, so training can resume.
+
+    `keras.callbacks.BackupAndRestore` restores the weights, the optimizer state and the epoch
+    counter after a crash, but not the dropout seed generators (they are not in the weights
+    file) nor a data set's shuffling state; a resumed run then draws other dropout masks and
+    another batch order than the uninterrupted run would have. At the start of every epoch this
+    callback sets each seed generator of the model to a state drawn from (seed, epoch, its
+    index) and moves a `keras_cmr.datasets.PairBatches` to that epoch's order, so a run
+    killed in epoch e and resumed ends with the same weights as a run never interrupted (on
+    the same backend and machine: kernels need not be bit-identical across them).
+
+    Example:
+
+    ```python
+    batches = PairBatches.from_split(train, batch_size=100, seed=0)
+    model.fit(batches, epochs=50, callbacks=[
+        keras.callbacks.BackupAndRestore("backup/"),
+        ReproducibleEpochs(seed=0, data=batches),
+    ])
+    ```
+
+    Args:
+        seed: non-negative integer.
+        data: the `PairBatches` given to `fit`, or None (numpy inputs with `shuffle=True`
+            draw their order from the backend's random state and cannot be replayed).
+    """
+
+    def __init__(self, seed=0, data=None):
+        super().__init__()
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if data is not None and not hasattr(data, "epoch"):
+            raise ValueError(f"data must be a keras_cmr PairBatches (with an `epoch`), got "
+                             f"{type(data).__name__}")
+        self.seed = int(seed)
+        self.data = data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.data is not None:
+            # PairBatches counts from 1 in `fit` (fit resets it once before the first epoch).
+            self.data.epoch = epoch + 1
+        generators = _seed_generators(self.model)
+        draws = np.random.default_rng([self.seed, epoch]).integers(
+            0, 2**31 - 1, size=(len(generators) + 1, 2))
+        # The global generators: Python's, numpy's (array shuffling) and the backend's (torch
+        # draws dropout masks from its global generator when a layer has no explicit seed).
+        keras.utils.set_random_seed(int(draws[0, 0]))
+        states = draws[1:]
+        for generator, state in zip(generators, states):
+            generator.state.assign(keras.ops.cast(state, generator.state.dtype))
+
+
+def _seed_generators(model):
+    """Every seed generator of the model's layers, in a fixed (layer traversal) order."""
+    generators, seen = [], set()
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", ()):
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                generators.append(generator)
+    return generators
