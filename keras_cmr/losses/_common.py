@@ -8,7 +8,9 @@ import keras
 from keras import ops
 
 # Squared distances at or below this are treated as 0 by `safe_sqrt`; also a floor for divisors.
-EPSILON = 1e-12
+# Far below any real squared norm (1e-12 would stop normalising rows of norm < 1e-6), and still
+# above float32's smallest normal number.
+EPSILON = 1e-30
 
 
 def to_float32(x):
