@@ -86,7 +86,7 @@ def main(argv=None):
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             saving.write_json({"config": args.config, "seeds": seeds, "runs": runs},
                               args.results)
-    print(f"\n| variant | val avg mAP | test avg mAP | test I2T | test T2I |\n|---|---|---|---|---|")
+    print("\n| variant | val avg mAP | test avg mAP | test I2T | test T2I |\n|---|---|---|---|---|")
     for name, _, _ in rows:
         chosen = [run for run in runs if run["variant"] == name]
         cell = lambda values: f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"  # noqa: E731

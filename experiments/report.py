@@ -32,7 +32,8 @@ def main(argv=None):
         print(f"\n{path}: {content['data']}, {content['seeds']} seeds\n")
         print("| method | what it is | test I2T mAP | test T2I mAP | test avg mAP | val avg mAP |")
         print("|---|---|---|---|---|---|")
-        for method, row in table.items():
+        for method in content["methods"]:
+            row = table[method]
             print(f"| `{method}` | {METHOD_DESCRIPTIONS[method]} | {cell(row, 'i2t_map')} | "
                   f"{cell(row, 't2i_map')} | **{cell(row, 'avg_map')}** | "
                   f"{row['best_val_avg_map']:.4f} |")

@@ -46,18 +46,20 @@ def mean_curves(runs, methods):
     return curves
 
 
-def validation_curves(runs):
+def validation_curves(runs, source_method):
     """{stage name: [per-seed validation avg mAP per epoch]} for the source and the transfer.
 
-    The source's curves come from the source stage that each transfer run trained, or from the
-    runs of its source method when the comparison shared that model.
+    The source's curves come from the source stage that each transfer run trained, or, when
+    the comparison shared that model, from the runs of `source_method` itself.
     """
     stages = {}
     for run in runs:
         for stage, history in run["history"].items():
-            if stage == "source" or stage in ("met", "kim"):
-                name = "source (stage 1)" if stage == "source" else f"{stage} (stage 2)"
-                stages.setdefault(name, []).append(history["val_avg_map"])
+            if stage == "source" or (stage == source_method and run["method"] == stage):
+                stages.setdefault(f"source: {source_method} (stage 1)", []).append(
+                    history["val_avg_map"])
+            elif stage in ("met", "kim"):
+                stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])
     return stages
 
 
@@ -94,7 +96,8 @@ def run(args):
     _save(figure, os.path.join(args.out, PLOTS[0]))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for index, (stage, curves) in enumerate(validation_curves(runs).items()):
+    source_method = content.get("config", {}).get("source_method", "source")
+    for index, (stage, curves) in enumerate(validation_curves(runs, source_method).items()):
         color = f"C{index}"
         for seed, curve in enumerate(curves):
             axis.plot(range(1, len(curve) + 1), curve, color=color, alpha=0.8,

@@ -1,0 +1,74 @@
+"""The scripts behind docs/results.md: report tables, ablation variants, search resumption."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name):
+    path = os.path.join(REPO_ROOT, "experiments", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(avg, std):
+    return {"seeds": 3, "i2t_map": avg + 0.01, "i2t_map_std": std, "t2i_map": avg - 0.01,
+            "t2i_map_std": std, "avg_map": avg, "avg_map_std": std, "best_val_avg_map": avg}
+
+
+def test_report_checks_each_target_against_one_standard_deviation(tmp_path, capsys):
+    results = tmp_path / "compare.json"
+    results.write_text(json.dumps({
+        "data": "toy", "seeds": 3, "methods": ["source_pcl", "contrastive", "naive_sum",
+                                                "met", "control"],
+        "config": {"source_method": "source_pcl"},
+        "table": {"contrastive": row(0.25, 0.004), "control": row(0.262, 0.005),
+                  "met": row(0.26, 0.003), "naive_sum": row(0.24, 0.002),
+                  "source_pcl": row(0.258, 0.001)}}))
+    assert load_script("report").main([str(results)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    methods = [line.split("|")[1].strip() for line in lines if line.startswith("| `")]
+    assert methods == ["`source_pcl`", "`contrastive`", "`naive_sum`", "`met`", "`control`"]
+    header = next(i for i, line in enumerate(lines) if line.startswith("| MET against"))
+    targets = lines[header + 2:]
+    verdicts = {cells[1].strip(): cells[5].strip()
+                for cells in (line.split("|") for line in targets if line.startswith("| "))}
+    assert verdicts["class-wise source"] == "no"       # +0.002 < 0.003
+    assert verdicts["naive sum"] == "yes"              # +0.020 > 0.003
+    assert verdicts["no-source control"] == "no"       # -0.002
+    assert verdicts["best pair-wise-only"] == "yes"    # contrastive, +0.010 > 0.004
+
+
+def test_ablation_variants_change_one_thing_each():
+    variants = load_script("ablation").variants(
+        {"sigma": 1.0, "delta": 1.5, "label_mix": 0.75}, {"delta": 2.0, "label_mix": 0.75})
+    names = [name for name, _, _ in variants]
+    assert names[0].startswith("MET") and len(names) == len(set(names))
+    options = {name: (method, opts) for name, method, opts in variants}
+    assert options["relaxed labels only (fixed margin)"][1]["margin"] == "fixed"
+    assert options["relaxed margins only (hard labels)"][1]["label_weights"] == "hard"
+    assert "sigma = 1.0" not in options and options["sigma = median"][1]["sigma"] == "median"
+    control_same = options["no-source control, MET's options (w = lam * y)"]
+    assert control_same == ("control", {"delta": 1.5, "label_mix": 0.75})
+    assert options["no-source control, its own tuned options"][1]["delta"] == 2.0
+
+
+def test_search_reuses_the_trials_of_its_results_file(tmp_path):
+    search_module = load_script("search")
+    results = tmp_path / "search.json"
+    done = {"stage": "loss", "method": "met", "sigma": 0.5, "val_avg_map": 0.27,
+            "val_avg_map_seeds": [0.26, 0.28], "epochs": [9, 11], "seconds": 1.0}
+    results.write_text(json.dumps({"seeds": 2, "chosen": None, "trials": [done]}))
+    # No data set: a trial that is not in the file would fail to train.
+    search = search_module.Search(None, 2, str(results))
+    assert search.trial("loss", "met", None, sigma=0.5) == 0.27
+    with pytest.raises(AttributeError):
+        search.trial("loss", "met", None, sigma=0.25)
+    # Other seeds: nothing is reused.
+    assert search_module.Search(None, 3, str(results)).done == {}
