@@ -23,10 +23,18 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_model(model, path):

@@ -44,6 +44,10 @@ def test_json_is_written_atomically(tmp_path):
         saving.write_json({"not serializable": object()}, str(path))
     assert json.loads(path.read_text()) == {"avg_map": 0.5}
     assert sorted(os.listdir(tmp_path)) == ["figures.json"]
+    # The mode a plain open() gives under the current umask, not the temporary file's 0600.
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert (path.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
 
 
 def test_save_refuses_a_bad_name_or_an_unbuilt_model(encoder, tmp_path):
