@@ -35,20 +35,24 @@ def add_protocol_options(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def read_experiment_file(path):
-    """The JSON object of an experiment file, with a clear error for a bad one."""
-    if not path:
-        return {}
+def read_json_object(path, label):
+    """The JSON object in `path`; errors name the file as `label` does ("no such file" etc.)."""
     try:
         with open(path) as stream:
             content = json.load(stream)
     except FileNotFoundError:
-        raise ValueError(f"--config: no such file {path!r}") from None
+        raise ValueError(f"{label}: no such file {path!r}") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"--config {path}: not valid JSON ({error})") from None
+        raise ValueError(f"{label} {path}: not valid JSON ({error})") from None
     if not isinstance(content, dict):
-        raise ValueError(f"--config {path}: expected a JSON object, got {type(content).__name__}")
+        raise ValueError(f"{label} {path}: expected a JSON object, got "
+                         f"{type(content).__name__}")
     return content
+
+
+def read_experiment_file(path):
+    """The JSON object of an experiment file ({} without one), with a clear error for a bad one."""
+    return read_json_object(path, "--config") if path else {}
 
 
 def experiment_setting(args, key, default):

@@ -1,6 +1,5 @@
 """`keras-cmr plot`: precision-recall and validation curves from a `compare --json` file."""
 
-import json
 import os
 
 PLOTS = ("precision_recall.png", "validation_map.png")
@@ -19,14 +18,10 @@ def add_parser(commands):
 
 def read_results(path):
     """The runs of a compare JSON file, with a clear error for any other file."""
-    try:
-        with open(path) as stream:
-            content = json.load(stream)
-    except FileNotFoundError:
-        raise ValueError(f"no results file {path!r}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    runs = content.get("runs") if isinstance(content, dict) else None
+    from keras_cmr.cli.options import read_json_object
+
+    content = read_json_object(path, "results file")
+    runs = content.get("runs")
     if not runs or not all("test_curves" in run and "history" in run for run in runs):
         raise ValueError(f"{path}: not a `keras-cmr compare --json` file with curves (it needs "
                          "'runs' with 'test_curves' and 'history')")

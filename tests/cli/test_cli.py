@@ -108,7 +108,7 @@ def test_bad_experiment_files_get_one_clear_line(tmp_path, capsys, content, mess
     (["train", "--epochs", "0"], "epochs"),
     (["evaluate", "/nowhere/model.keras"], "no model file"),
     (["compare", "--config", "/nowhere/experiment.json"], "no such file"),
-    (["plot", "/nowhere/compare.json"], "no results file"),
+    (["plot", "/nowhere/compare.json"], "results file: no such file"),
 ])
 def test_bad_input_gets_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
