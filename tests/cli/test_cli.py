@@ -1,7 +1,6 @@
 """The keras-cmr command: train, evaluate, compare, and its errors."""
 
 import json
-import os
 
 import numpy as np
 import pytest
