@@ -1,0 +1,11 @@
+"""Retrieval at scale: top-k indexes over a gallery and the metrics read off them.
+
+`BruteForceIndex` is exact and runs on `keras.ops` on every backend; `FaissIndex` wraps faiss'
+exact `IndexFlatIP` (optional dependency). Both save to and load from a folder, and search a
+memory-mapped gallery chunk by chunk; `evaluate_index` gives mAP@K, P@k and recall@k.
+"""
+
+from keras_cmr.retrieval.index import BruteForceIndex, FaissIndex, load_index
+from keras_cmr.retrieval.metrics import evaluate_index
+
+__all__ = ["BruteForceIndex", "FaissIndex", "evaluate_index", "load_index"]
