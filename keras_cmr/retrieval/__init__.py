@@ -2,7 +2,7 @@
 
 `BruteForceIndex` is exact and runs on `keras.ops` on every backend; `FaissIndex` wraps faiss'
 exact `IndexFlatIP` (optional dependency). Both save to and load from a folder, and search a
-memory-mapped gallery chunk by chunk; `evaluate_index` gives mAP@K, P@k and recall@k.
+gallery left on disk chunk by chunk; `evaluate_index` gives mAP@K, P@k and recall@k.
 """
 
 from keras_cmr.retrieval.index import BruteForceIndex, FaissIndex, load_index

@@ -5,8 +5,9 @@ Both rank a gallery by similarity to each query, highest first, and return the k
 queries and gallery rows are L2-normalised first (a zero row stays zero); with `metric="dot"`
 they are used as given. Equal scores are ordered by the order in which items were added.
 
-The gallery is stored as numpy arrays, read a chunk at a time: a memory-mapped `.npy` file
-(`add_npy`, or `load(..., mmap=True)`) is searched without ever being in memory whole.
+The gallery is stored as numpy arrays, or left on disk in `.npy` files (`add_npy`, or
+`load_index(..., on_disk=True)`) that each search reads a chunk at a time: memory stays bounded
+by a chunk, whatever the gallery's size.
 """
 
 import json
@@ -27,6 +28,47 @@ _CHUNK_SCORES = 2**25
 _GALLERY_CHUNK_ROWS = 2**16
 # Above this many query x gallery scores, `verbose="auto"` shows a progress bar.
 _PROGRESS_SCORES = 2**32
+
+
+class NpyRows:
+    """The rows of a 2-D `.npy` file, read from disk on slicing (never mapped or read whole)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        try:
+            with open(self.path, "rb") as stream:
+                version = np.lib.format.read_magic(stream)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran_order, dtype = read_header(stream)
+                self.offset = stream.tell()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no .npy file at {self.path!r}.") from None
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{self.path!r} is not a readable .npy array: {error}") from error
+        if len(shape) != 2 or 0 in shape or fortran_order or dtype.kind not in "biuf" \
+                or dtype.hasobject:
+            raise ValueError(f"{self.path!r} must hold a non-empty 2-D C-order array of real "
+                             f"numbers, got shape {shape}, dtype {dtype}"
+                             f"{', Fortran order' if fortran_order else ''}.")
+        expected = self.offset + int(np.prod(shape)) * dtype.itemsize
+        if os.path.getsize(self.path) < expected:
+            raise ValueError(f"{self.path!r} is truncated: {os.path.getsize(self.path)} bytes, "
+                             f"its header promises {expected}.")
+        self.shape, self.dtype = tuple(shape), dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError("NpyRows reads contiguous row ranges only.")
+        count = max(0, stop - start) * self.shape[1]
+        with open(self.path, "rb") as stream:
+            stream.seek(self.offset + start * self.shape[1] * self.dtype.itemsize)
+            data = np.fromfile(stream, self.dtype, count)
+        return data.reshape(-1, self.shape[1])
 
 
 def _positive_int(value, name):
@@ -190,7 +232,7 @@ class BruteForceIndex(_GalleryIndex):
     index.add(text_embeddings)                  # or index.add_npy("gallery.npy")
     scores, ids = index.search(image_embeddings, k=10)
     index.save("text_index")
-    index = load_index("text_index")            # memory-mapped
+    index = load_index("text_index")            # gallery left on disk
     ```
 
     Args:
@@ -204,7 +246,7 @@ class BruteForceIndex(_GalleryIndex):
         super().__init__(metric)
         self.gallery_chunk_rows = _positive_int(gallery_chunk_rows, "gallery_chunk_rows")
         # (array, needs normalising): copies added in memory are normalised once, on add;
-        # memory-mapped files are normalised chunk by chunk as they are read.
+        # `.npy` files left on disk are normalised chunk by chunk as they are read.
         self._parts = []
 
     def add(self, embeddings, ids=None):
@@ -216,18 +258,15 @@ class BruteForceIndex(_GalleryIndex):
         self._append(rows, ids, needs_normalizing=False)
 
     def add_npy(self, path, ids=None):
-        """Adds the rows of a 2-D `.npy` file, memory-mapped: they are read while searching.
+        """Adds the rows of a 2-D `.npy` file, left on disk: each search reads it chunk by chunk.
 
-        Rows are checked for NaN/inf as each chunk is read, so a bad row fails the search
-        that reads it, naming the file.
+        Only a chunk of rows is ever in memory. Rows are checked for NaN/inf as each chunk is
+        read, so a bad row fails the search that reads it, naming the file and the row.
         """
-        try:
-            rows = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no .npy file at {path!r}.") from None
-        except ValueError as error:
-            raise ValueError(f"{path!r} is not a readable .npy array: {error}") from error
-        rows = _float_rows(rows, f"the array in {path!r}", self.dim)
+        rows = NpyRows(path)
+        if self.dim is not None and rows.shape[1] != self.dim:
+            raise ValueError(f"{path!r} holds {rows.shape[1]}-d rows, the index holds "
+                             f"{self.dim}-d embeddings.")
         self._append(rows, self._new_ids(len(rows), ids), needs_normalizing=True, source=path)
 
     def _append(self, rows, ids, needs_normalizing, source="embeddings"):
@@ -276,19 +315,19 @@ class BruteForceIndex(_GalleryIndex):
         return best_scores, best_positions
 
     def _save_gallery(self, directory):
-        # Written chunk by chunk, so a memory-mapped gallery is never in memory whole.
-        output = np.lib.format.open_memmap(os.path.join(directory, "embeddings.npy"), "w+",
-                                           np.float32, (self.ntotal, self.dim))
-        for first, rows in self._gallery_chunks():
-            output[first:first + len(rows)] = rows
-        output.flush()
-        del output
+        # Written chunk by chunk, so a gallery on disk is never in memory whole.
+        with open(os.path.join(directory, "embeddings.npy"), "wb") as stream:
+            np.lib.format.write_array_header_1_0(stream, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                "fortran_order": False, "shape": (self.ntotal, self.dim)})
+            for _, rows in self._gallery_chunks():
+                rows.astype("<f4", copy=False).tofile(stream)
 
     @classmethod
-    def _load(cls, directory, config, ids, mmap):
+    def _load(cls, directory, config, ids, on_disk):
         index = cls(metric=config["metric"])
         path = os.path.join(directory, "embeddings.npy")
-        if mmap:
+        if on_disk:
             index.add_npy(path, ids=ids)
         else:
             # Saved rows are already normalised: keep them as stored.
@@ -337,13 +376,12 @@ class FaissIndex(_GalleryIndex):
                             else np.ascontiguousarray(chunk))
         self._ids.append(ids)
 
-    def add_npy(self, path, ids=None):
+    def add_npy(self, path, ids=None, chunk_rows=_GALLERY_CHUNK_ROWS):
         """Adds the rows of a 2-D `.npy` file, read chunk by chunk into faiss."""
-        try:
-            rows = np.load(path, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no .npy file at {path!r}.") from None
-        self.add(rows, ids)
+        rows = NpyRows(path)
+        ids = self._new_ids(len(rows), ids)
+        for start in range(0, len(rows), chunk_rows):
+            self.add(rows[start:start + chunk_rows], ids[start:start + chunk_rows])
 
     def _search(self, queries, k, verbose):
         del verbose  # one faiss call
@@ -354,10 +392,10 @@ class FaissIndex(_GalleryIndex):
         self._faiss.write_index(self._index, os.path.join(directory, "index.faiss"))
 
     @classmethod
-    def _load(cls, directory, config, ids, mmap):
+    def _load(cls, directory, config, ids, on_disk):
         index = cls(metric=config["metric"])
         faiss = index._faiss
-        flags = faiss.IO_FLAG_MMAP if mmap else 0
+        flags = faiss.IO_FLAG_MMAP if on_disk else 0
         index._index = faiss.read_index(os.path.join(directory, "index.faiss"), flags)
         index.dim = index._index.d
         index._ids.append(ids)
@@ -367,8 +405,11 @@ class FaissIndex(_GalleryIndex):
 _INDEX_CLASSES = {cls.kind: cls for cls in (BruteForceIndex, FaissIndex)}
 
 
-def load_index(directory, mmap=True):
-    """Loads an index saved by `save`; with `mmap` its gallery stays on disk until searched.
+def load_index(directory, on_disk=True):
+    """Loads an index saved by `save`.
+
+    With `on_disk` the gallery stays on disk: a brute-force index reads it chunk by chunk at
+    each search, a faiss index memory-maps its file. Else it is read into memory.
 
     Raises:
         FileNotFoundError: no saved index at `directory`.
@@ -394,7 +435,7 @@ def load_index(directory, mmap=True):
     if ids.shape != (config["ntotal"],):
         raise ValueError(f"{directory!r} is inconsistent: ids.npy holds {ids.shape[0]} ids, "
                          f"index.json says {config['ntotal']} items.")
-    index = index_class._load(directory, config, ids.astype(np.int64), mmap)
+    index = index_class._load(directory, config, ids.astype(np.int64), on_disk)
     if index.ntotal != config["ntotal"] or index.dim != config["dim"]:
         raise ValueError(f"{directory!r} is inconsistent: its gallery holds {index.ntotal} "
                          f"x {index.dim}, index.json says {config['ntotal']} x "

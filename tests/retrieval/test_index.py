@@ -68,19 +68,19 @@ def test_custom_ids_are_returned(data):
     np.testing.assert_array_equal(ids, positions * 10 + 7)
 
 
-def test_memory_mapped_npy_gallery_equals_in_memory(tmp_path, data):
+def test_npy_gallery_left_on_disk_equals_in_memory(tmp_path, data):
     queries, gallery = data
     path = str(tmp_path / "gallery.npy")
     np.save(path, gallery)
     mapped = BruteForceIndex(gallery_chunk_rows=50)
     mapped.add_npy(path)
-    assert isinstance(mapped._parts[0][0], np.memmap)
+    assert not isinstance(mapped._parts[0][0], np.ndarray)  # left on disk
     in_memory = BruteForceIndex()
     in_memory.add(gallery)
     np.testing.assert_array_equal(mapped.search(queries, 5)[1], in_memory.search(queries, 5)[1])
 
 
-def test_nan_in_a_memory_mapped_gallery_names_the_file_and_row(tmp_path, data):
+def test_nan_in_a_gallery_on_disk_names_the_file_and_row(tmp_path, data):
     queries, gallery = data
     gallery = gallery.copy()
     gallery[123, 4] = np.nan
@@ -92,14 +92,14 @@ def test_nan_in_a_memory_mapped_gallery_names_the_file_and_row(tmp_path, data):
         index.search(queries, 3)
 
 
-@pytest.mark.parametrize("mmap", [True, False])
-def test_save_and_load_round_trip(tmp_path, data, mmap):
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_save_and_load_round_trip(tmp_path, data, on_disk):
     queries, gallery = data
     index = BruteForceIndex(metric="dot")
     index.add(gallery, ids=np.arange(len(gallery)) + 1000)
     directory = str(tmp_path / "index")
     index.save(directory)
-    loaded = load_index(directory, mmap=mmap)
+    loaded = load_index(directory, on_disk=on_disk)
     assert isinstance(loaded, BruteForceIndex) and loaded.metric == "dot"
     assert (loaded.ntotal, loaded.dim) == (301, 12)
     for got, expected in zip(loaded.search(queries, 4), index.search(queries, 4)):
@@ -168,6 +168,26 @@ def test_bad_arguments_are_refused(data):
         index.add(gallery[:4], ids=[1, 2, 3])
     with pytest.raises(FileNotFoundError, match="no .npy file"):
         index.add_npy("/nonexistent/gallery.npy")
+
+
+def test_bad_npy_files_are_refused_on_add(tmp_path, data):
+    _, gallery = data
+    index = BruteForceIndex()
+    np.save(tmp_path / "wide.npy", gallery[:, :3])
+    index.add(gallery)
+    with pytest.raises(ValueError, match="holds 3-d rows, the index holds 12-d"):
+        index.add_npy(str(tmp_path / "wide.npy"))
+    np.save(tmp_path / "flat.npy", gallery[0])
+    with pytest.raises(ValueError, match="must hold a non-empty 2-D C-order array"):
+        index.add_npy(str(tmp_path / "flat.npy"))
+    np.save(tmp_path / "whole.npy", gallery)
+    content = (tmp_path / "whole.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(content[:-100])
+    with pytest.raises(ValueError, match="cut.npy' is truncated"):
+        index.add_npy(str(tmp_path / "cut.npy"))
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ValueError, match="text.npy' is not a readable .npy array"):
+        index.add_npy(str(tmp_path / "text.npy"))
 
 
 def test_faiss_index_matches_brute_force_and_round_trips(tmp_path, data):
