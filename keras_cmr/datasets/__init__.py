@@ -8,6 +8,7 @@ from keras_cmr.datasets.batching import PairBatches
 from keras_cmr.datasets.container import CrossModalDataset, CrossModalSplit
 from keras_cmr.datasets.digits import load_digits_two_view
 from keras_cmr.datasets.npz import load_npz, save_npz
+from keras_cmr.datasets.raw import RawDataset, RawSplit, load_raw_pairs
 from keras_cmr.datasets.spec import load_dataset
 from keras_cmr.datasets.splits import carve_validation
 from keras_cmr.datasets.wikipedia import load_wikipedia
@@ -16,10 +17,13 @@ __all__ = [
     "CrossModalDataset",
     "CrossModalSplit",
     "PairBatches",
+    "RawDataset",
+    "RawSplit",
     "carve_validation",
     "load_dataset",
     "load_digits_two_view",
     "load_npz",
+    "load_raw_pairs",
     "load_wikipedia",
     "save_npz",
 ]
