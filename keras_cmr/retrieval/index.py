@@ -101,9 +101,20 @@ def _finite_float32(rows, name, first_row=0):
 
 
 def _normalized(rows):
-    """float32 rows divided by their L2 norm, in float64 so no norm over- or underflows."""
-    norm = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
-    return (rows / np.where(norm > 0, norm, 1)[:, None]).astype(np.float32)
+    """float32 rows divided by their L2 norm; a zero row stays zero.
+
+    Norms are taken in float32 (fast); rows whose squares overflow or underflow there are
+    redone in float64.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    norm = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    extreme = ~np.isfinite(norm) | (norm < 1e-18)
+    out = rows / np.where(extreme | (norm == 0), 1, norm)[:, None]
+    if extreme.any():
+        wide = rows[extreme].astype(np.float64)
+        wide_norm = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        out[extreme] = wide / np.where(wide_norm > 0, wide_norm, 1)[:, None]
+    return out
 
 
 def _merge_top_k(scores, positions, k):

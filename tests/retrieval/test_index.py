@@ -211,3 +211,16 @@ def test_faiss_missing_gives_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         FaissIndex()
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_cosine_is_scale_invariant_at_extreme_magnitudes(data, scale):
+    queries, gallery = data
+    index = BruteForceIndex()
+    index.add(gallery)
+    scaled = BruteForceIndex()
+    scaled.add(gallery * np.float32(scale))
+    expected_scores, expected_ids = index.search(queries, 5)
+    scores, ids = scaled.search(queries * np.float32(scale), 5)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
