@@ -18,6 +18,8 @@ Methods:
              cumsum precision
   research   full (1 - q @ g.T) distance matrix, np.argsort of the whole matrix, Python loop over
              queries computing the precision at each hit (sizes <= --research-max only)
+  pml        pytorch-metric-learning's AccuracyCalculator(include=("mean_average_precision",),
+             k=None) on CPU torch tensors (if installed; sizes <= --pml-max only)
 
 Chunking of `bound` and `argsort` uses keras-cmr's automatic rule: a chunk's float32 scores stay
 under 128 MB, i.e. chunk = 128 MB // (4 * N) queries.
@@ -109,12 +111,35 @@ def run_research(q, ql, g, gl):
     return float(np.mean(aps))
 
 
+def run_pml(q, ql, g, gl):
+    """pytorch-metric-learning's AccuracyCalculator; k=None retrieves the whole gallery."""
+    import torch
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+    calculator = AccuracyCalculator(include=("mean_average_precision",), k=None,
+                                    device=torch.device("cpu"))
+    result = calculator.get_accuracy(torch.from_numpy(q), torch.from_numpy(ql),
+                                     torch.from_numpy(g), torch.from_numpy(gl),
+                                     ref_includes_query=False)
+    return float(result["mean_average_precision"])
+
+
 METHODS = {
     "keras-cmr": run_keras_cmr,
     "bound": run_bound,
     "argsort": run_argsort,
     "research": run_research,
+    "pml": run_pml,
 }
+
+
+def _has_pml():
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("pytorch_metric_learning") is not None
+    except ImportError:
+        return False
 
 
 def _maxrss_bytes():
@@ -208,6 +233,9 @@ def main():
                     help="best of N runs (default: 3 for N <= 10000, 1 above)")
     ap.add_argument("--research-max", type=int, default=10000,
                     help="run the research-code loop only up to this size")
+    ap.add_argument("--pml-max", type=int, default=10000,
+                    help="run pytorch-metric-learning only up to this size (its k-NN holds "
+                         "the whole N x N ranking)")
     ap.add_argument("--skip-argsort-above", type=int, default=None,
                     help="skip the plain argsort way above this size (saves time)")
     ap.add_argument("--json", default=None)
@@ -224,9 +252,11 @@ def main():
     records = []
     for n in sizes:
         repeats = args.repeats or (3 if n <= 10000 else 1)
-        methods = ["bound", "keras-cmr", "argsort", "research"]
+        methods = ["bound", "keras-cmr", "argsort", "research", "pml"]
         if n > args.research_max:
             methods.remove("research")
+        if n > args.pml_max or not _has_pml():
+            methods.remove("pml")
         if args.skip_argsort_above is not None and n > args.skip_argsort_above:
             methods.remove("argsort")
         res = {}
