@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_cmr.distribution import gather_global_batch
 from keras_cmr.losses import DSCMRLoss
 from keras_cmr.models.source import SourceModel
 
@@ -29,6 +30,7 @@ class DSCMRModel(SourceModel):
         self.class_loss = DSCMRLoss(alpha=self.alpha, beta=self.beta)
 
     def training_loss(self, x, labels, embeddings, training):
+        labels, embeddings = gather_global_batch((labels, embeddings))
         return self.class_loss(labels, {
             "image": embeddings["image"],
             "text": embeddings["text"],

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cmr.distribution import batch_multiple, scale_for_replicas
 from keras_cmr.layers import ProjectionTower
 
 MODALITIES = ("image", "text")
@@ -179,27 +180,42 @@ class CrossModalTrainer(keras.Model):
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def _check_fit_arrays(self, x, y, batch_size):
-        from keras_cmr.datasets import CrossModalSplit
+        from keras_cmr.datasets.container import CrossModalSplit, _labels
 
-        split = CrossModalSplit(x["image"], x["text"], y, name="fit")
+        if all(np.ndim(x[modality]) == 2 for modality in MODALITIES):
+            split = CrossModalSplit(x["image"], x["text"], y, name="fit")
+            labels, num_pairs = split.labels, split.num_pairs
+        else:  # raw-input towers (images, token ids): check counts and labels only
+            labels = _labels(y, "label_fit")
+            counts = {name: len(array) for name, array in
+                      (("images", x["image"]), ("texts", x["text"]), ("labels", labels))}
+            if len(set(counts.values())) != 1:
+                raise ValueError(f"fit: the inputs hold different numbers of pairs: {counts}")
+            num_pairs = len(labels)
         num_classes = getattr(self, "num_classes", None)
-        if num_classes is not None and split.labels.ndim == 1:
-            outside = np.flatnonzero(split.labels >= num_classes)
+        if num_classes is not None and labels.ndim == 1:
+            outside = np.flatnonzero(labels >= num_classes)
             if len(outside):
                 row = int(outside[0])
-                raise ValueError(f"fit: row {row} has label {int(split.labels[row])}, outside "
+                raise ValueError(f"fit: row {row} has label {int(labels[row])}, outside "
                                  f"[0, {num_classes}) of {type(self).__name__}")
-        if num_classes is not None and split.labels.ndim == 2 and \
-                split.labels.shape[1] != num_classes:
-            raise ValueError(f"fit: multi-hot labels have {split.labels.shape[1]} columns, "
+        if num_classes is not None and labels.ndim == 2 and labels.shape[1] != num_classes:
+            raise ValueError(f"fit: multi-hot labels have {labels.shape[1]} columns, "
                              f"{type(self).__name__} has {num_classes} classes")
         if batch_size < 2:
             raise ValueError(f"batch_size={batch_size}: the in-batch losses compare each pair "
                              "with the others of its batch, so a batch needs at least 2 pairs")
-        if split.num_pairs % batch_size == 1:
-            raise ValueError(f"fit: {split.num_pairs} pairs in batches of {batch_size} leave a "
+        if num_pairs % batch_size == 1:
+            raise ValueError(f"fit: {num_pairs} pairs in batches of {batch_size} leave a "
                              "last batch of a single pair, which in-batch losses cannot use; "
                              "change batch_size or drop a pair")
+        devices = batch_multiple()
+        if batch_size % devices or num_pairs % batch_size % devices:
+            raise ValueError(f"fit: the distribution shards every batch over {devices} devices, "
+                             f"so batch_size ({batch_size}) and the last batch "
+                             f"({num_pairs % batch_size or batch_size} of {num_pairs} "
+                             "pairs) must divide by it; change batch_size, drop pairs, or fit "
+                             "on PairBatches (drop_remainder=True)")
 
     def encode_image(self, images, batch_size=256):
         return self.encoder.encode_image(images, batch_size=batch_size)
@@ -220,7 +236,8 @@ class CrossModalTrainer(keras.Model):
             )
         loss = self.training_loss(x, y, y_pred, training)
         for extra in self.losses:  # regularisers of the towers
-            loss = loss + ops.cast(extra, loss.dtype)
+            # Every replica adds them in full and the strategy sums the replicas' gradients.
+            loss = loss + scale_for_replicas(ops.cast(extra, loss.dtype))
         return loss
 
     def training_loss(self, x, labels, embeddings, training):

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_cmr.distribution import gather_global_batch, replica_share
 from keras_cmr.models.encoder import CrossModalTrainer
 
 
@@ -13,7 +14,9 @@ class PairwiseModel(CrossModalTrainer):
     """An encoder trained by a pair-wise loss over the batch's image-text pairs.
 
     The baselines "pair-wise only" of the method: contrastive (Hadsell), triplet (VSE++),
-    InfoNCE (CLIP) and supervised InfoNCE, each a `keras_cmr.losses` object.
+    InfoNCE (CLIP) and supervised InfoNCE, each a `keras_cmr.losses` object. Under
+    data-parallel training the in-batch negatives are those of the global batch, all devices
+    together (`keras_cmr.distribution`).
 
     Example:
 
@@ -50,12 +53,13 @@ class PairwiseModel(CrossModalTrainer):
             )
 
     def training_loss(self, x, labels, embeddings, training):
+        labels, embeddings = gather_global_batch((labels, embeddings))
         y_pred = dict(embeddings)
         if self.learn_temperature:
             # CLIP clips the logit scale at 100, i.e. the temperature at 0.01.
             y_pred["temperature"] = ops.exp(-ops.minimum(self.log_inverse_temperature,
                                                          math.log(100.0)))
-        return self.pair_loss(labels, y_pred)
+        return replica_share(self.pair_loss, self.pair_loss(labels, y_pred))
 
     def get_config(self):
         return {**super().get_config(), "learn_temperature": self.learn_temperature}

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_cmr import losses
+from keras_cmr.distribution import gather_global_batch, replica_share
 from keras_cmr.layers import CosineClassifier, PrototypeClassifier
 from keras_cmr.models.encoder import CrossModalTrainer
 
@@ -30,7 +31,9 @@ class SourceModel(CrossModalTrainer):
     - `head="prototype"`: prototype contrastive loss over fixed random prototypes;
     - `head="regression"`: DSCMR's label regression ||P^T e - y||.
     With a `pair_loss`, `pair_loss_weight` times that pair-wise loss is added: the naive
-    combination baseline of the method.
+    combination baseline of the method. Under data-parallel training both terms are taken over
+    the global batch (`keras_cmr.distribution`): the exact global mean of the class-wise term
+    whatever the split, and the global in-batch negatives of the pair-wise term.
 
     Args:
         encoder: the `CrossModalEncoder` to train.
@@ -64,6 +67,7 @@ class SourceModel(CrossModalTrainer):
                 self.encoder.image_tower.compute_output_shape(input_shape["image"]))
 
     def training_loss(self, x, labels, embeddings, training):
+        labels, embeddings = gather_global_batch((labels, embeddings))
         image_scores = self.classifier(embeddings["image"])
         text_scores = self.classifier(embeddings["text"])
         if self.head == "regression":
@@ -72,8 +76,8 @@ class SourceModel(CrossModalTrainer):
             y_pred = {"image_logits": image_scores, "text_logits": text_scores}
         loss = self.class_loss(labels, y_pred)
         if self.pair_loss is not None:
-            loss = loss + self.pair_loss_weight * ops.cast(
-                self.pair_loss(labels, embeddings), loss.dtype)
+            pair_loss = replica_share(self.pair_loss, self.pair_loss(labels, embeddings))
+            loss = loss + self.pair_loss_weight * ops.cast(pair_loss, loss.dtype)
         return loss
 
     def get_config(self):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_cmr.distribution import gather_global_batch, replica_share
 from keras_cmr.losses import SoftContrastiveLoss
 from keras_cmr.models.encoder import CrossModalEncoder, CrossModalTrainer
 
@@ -13,8 +14,10 @@ class TransferModel(CrossModalTrainer):
 
     The frozen source (a trained `SourceModel` or its encoder) embeds each batch in
     inference mode; its embeddings give the relaxed labels and margins of the soft
-    contrastive loss, and no gradient reaches it. After training, `model.encoder` (also
-    `model.target`) is the whole retrieval model: save it alone for serving.
+    contrastive loss, and no gradient reaches it. Under data-parallel training each device
+    embeds its slice and the loss compares the pairs of the global batch
+    (`keras_cmr.distribution`). After training, `model.encoder` (also `model.target`) is the
+    whole retrieval model: save it alone for serving.
 
     Example:
 
@@ -63,9 +66,10 @@ class TransferModel(CrossModalTrainer):
 
     def training_loss(self, x, labels, embeddings, training):
         source = self.source(x, training=False)
-        return self.transfer_loss(labels, {
+        labels, y_pred = gather_global_batch((labels, {
             "image": embeddings["image"],
             "text": embeddings["text"],
             "source_image": ops.stop_gradient(source["image"]),
             "source_text": ops.stop_gradient(source["text"]),
-        })
+        }))
+        return replica_share(self.transfer_loss, self.transfer_loss(labels, y_pred))
