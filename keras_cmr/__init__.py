@@ -4,10 +4,10 @@ Importing the package registers every layer, loss and model with Keras' serializ
 `keras.saving.load_model("model.keras")` works after a plain `import keras_cmr`.
 """
 
-from keras_cmr import (callbacks, datasets, evaluation, layers, losses, models, retrieval,
-                       saving)
+from keras_cmr import (callbacks, datasets, encoders, evaluation, layers, losses, models,
+                       retrieval, saving)
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "datasets", "evaluation", "layers", "losses", "models", "retrieval",
-           "saving", "__version__"]
+__all__ = ["callbacks", "datasets", "encoders", "evaluation", "layers", "losses", "models",
+           "retrieval", "saving", "__version__"]

@@ -6,6 +6,7 @@
     keras-cmr compare --data digits --methods source,contrastive,met --seeds 3 --json out.json
     keras-cmr compare --config experiments/wikipedia.json --json wikipedia.json
     keras-cmr plot wikipedia.json --out docs/figures/wikipedia
+    keras-cmr extract-features --preset ./clip_preset --data my_pairs/ --out features.npz
 """
 
 import argparse
@@ -16,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 
 def build_parser():
-    from keras_cmr.cli import compare, evaluate, plot, train
+    from keras_cmr.cli import compare, evaluate, extract, plot, train
 
     parser = argparse.ArgumentParser(
         prog="keras-cmr", description=__doc__.splitlines()[0],
@@ -24,7 +25,7 @@ def build_parser():
         epilog="\n".join(__doc__.splitlines()[2:]),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, evaluate, compare, plot):
+    for module in (train, evaluate, compare, plot, extract):
         module.add_parser(commands)
     return parser
 
