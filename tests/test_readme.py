@@ -19,3 +19,19 @@ def test_readme_python_example_runs(wikipedia_dir, tmp_path, capsys):
     assert set(figures) == {"i2t_map", "t2i_map", "avg_map"}
     assert 0.0 < figures["avg_map"] <= 1.0
     assert (tmp_path / "target.keras").is_file()
+
+
+def test_readme_scaling_out_example_runs(tmp_path, capsys, monkeypatch):
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        text = stream.read()
+    section = text[text.index("## Scaling out"):]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    figures = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(figures) == {"map@10", "precision@1", "precision@10", "recall@1", "recall@10"}
+    assert all(0.0 <= value <= 1.0 for value in figures.values())
+    from keras_cmr.retrieval import load_index
+
+    index = load_index(str(tmp_path / "gallery_index"))
+    assert (index.ntotal, index.dim) == (40_000, 256)
