@@ -138,6 +138,15 @@ CHILD = textwrap.dedent("""
 
             results = strategy.experimental_local_results(strategy.run(probe, (values,)))
         report["probe"] = [[np.asarray(t).tolist() for t in result] for result in results]
+    if backend == "jax":
+        # A batch that cannot be sharded over the 2 devices is refused before any step.
+        with data_parallel():
+            model = build("transfer")
+            try:
+                model.fit(x, labels, batch_size=15, epochs=1, verbose=0)
+                report["odd_batch"] = "accepted"
+            except ValueError as error:
+                report["odd_batch"] = str(error)
     print("REPORT " + json.dumps(report), flush=True)
     os._exit(0)  # TensorFlow's teardown takes seconds
 """)
@@ -169,6 +178,9 @@ def check_two_devices_train_like_one_on_the_global_batch():
     if BACKEND == "tensorflow":
         gathered = [[0.0] * 3] * 2 + [[1.0] * 3]
         assert report.pop("probe") == [[gathered, [0, 0, 1], 2, 1.5]] * 2
+    else:
+        assert "shards every batch over 2 devices, so batch_size (15)" in \
+            report.pop("odd_batch")
     for kind, figures in report.items():
         assert figures["devices"] == 2, kind
         # JAX shards every batch over the devices; TensorFlow splits uneven batches itself.

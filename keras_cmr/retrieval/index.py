@@ -20,6 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cmr import saving
+
 METRICS = ("cosine", "dot")
 FORMAT_VERSION = 1
 # Scores computed per matmul: a chunk's float32 scores stay under 128 MB.
@@ -207,7 +209,8 @@ class _GalleryIndex:
             self._save_gallery(temporary)
             with open(os.path.join(temporary, "index.json"), "w") as stream:
                 json.dump(self._config(), stream, indent=2)
-            os.chmod(temporary, 0o777 & ~_umask())
+            # mkdtemp makes the folder private (0700); give it the mode mkdir would.
+            os.chmod(temporary, 0o777 & ~saving._umask())
             old = None
             if os.path.exists(directory):
                 old = tempfile.mkdtemp(prefix=".old-index-", dir=parent)
@@ -219,12 +222,6 @@ class _GalleryIndex:
         finally:
             if os.path.exists(temporary):
                 shutil.rmtree(temporary)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class BruteForceIndex(_GalleryIndex):
