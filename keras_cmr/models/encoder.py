@@ -35,12 +35,17 @@ def check_inputs(inputs):
 
 
 def backend_neutral_compile_config(config):
-    """Rewrites the optimizer's module so a file saved on one backend refits on the others.
+    """Rewrites what a file saved on one backend would impose on the others.
 
     On PyTorch, Keras serializes `Adam` as `keras.src.backend.torch.optimizers.torch_adam.Adam`,
     a class that TensorFlow and JAX cannot train with. The public `keras.optimizers.Adam`
-    resolves to the right implementation on whichever backend loads the file.
+    resolves to the right implementation on whichever backend loads the file. Keras also
+    stores `jit_compile` as resolved by the saving backend (True on JAX), which would make a
+    PyTorch user's `fit` start with minutes of `torch.compile`: "auto" lets the loading
+    backend choose its own compiler.
     """
+    if "jit_compile" in config:
+        config = {**config, "jit_compile": "auto"}
     optimizer = config.get("optimizer")
     if isinstance(optimizer, dict) and str(optimizer.get("module", "")).startswith(
             "keras.src.backend."):

@@ -28,6 +28,9 @@ CHECK_SCRIPT = textwrap.dedent("""
     x = {"image": data["image"], "text": data["text"]}
     for kind in ("transfer", "pairwise"):
         model = keras.saving.load_model(f"{folder}/{kind}.keras")
+        # The saving backend's compiler choice is not imposed (JAX's True would mean
+        # torch.compile here): the loading backend resolves "auto" itself.
+        assert model.jit_compile == (keras.backend.backend() == "jax"), model.jit_compile
         out = model.predict(x, verbose=0)
         for key in ("image", "text"):
             np.testing.assert_allclose(out[key], data[f"{kind}_{key}"], atol=1e-5)
