@@ -3,7 +3,8 @@
 Starting from an experiment file's chosen MET (`soft_contrastive`), each variant changes one
 thing and is trained over the same seeds from the same per-seed source model:
 relaxed labels only (fixed margin), relaxed margins only (hard labels), a sigma sweep, a delta
-sweep, with and without intra-modal terms, and the no-source control (the same loss with
+sweep, with and without intra-modal terms, calibrated relaxed labels (row-normalised and
+rank-based), out-of-fold source embeddings, and the no-source control (the same loss with
 w = lam * y), with MET's options and with the control's own tuned options. Each variant is
 selected by early stopping on validation; its test figures are measured once.
 
@@ -23,10 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SIGMAS = (0.25, 0.5, 1.0, 2.0, "median")
 DELTAS = (0.5, 1.0, 1.5, 2.0)
+# The calibrations' best bandwidth in the validation search (stage 4 of search.py).
+CALIBRATED_SIGMA = 0.25
+SOURCE_FOLDS = 5
 
 
-def variants(met, control):
-    """(name, method, soft contrastive options) of every variant, MET's chosen one first."""
+def variants(met, control, source_folds=1):
+    """(name, method, soft contrastive options, source folds) of every variant, MET's first."""
     rows = [("MET (relaxed labels + relaxed margins)", "met", met),
             ("relaxed labels only (fixed margin)", "met", {**met, "margin": "fixed"}),
             ("relaxed margins only (hard labels)", "met", {**met, "label_weights": "hard"})]
@@ -39,10 +43,19 @@ def variants(met, control):
     gamma = met.get("intra_modal_weight", 0.0)
     rows.append((f"intra-modal weight {0.3 if gamma == 0 else 0.0} (instead of {gamma})", "met",
                  {**met, "intra_modal_weight": 0.3 if gamma == 0 else 0.0}))
-    no_source = {key: value for key, value in met.items() if key != "sigma"}
+    for calibration in ("row", "rank"):
+        if calibration != met.get("calibration", "none"):
+            rows.append((f"{calibration}-calibrated relaxed labels (sigma {CALIBRATED_SIGMA})",
+                         "met", {**met, "calibration": calibration, "sigma": CALIBRATED_SIGMA}))
+    no_source = {key: value for key, value in met.items() if key not in ("sigma", "calibration")}
     rows.append(("no-source control, MET's options (w = lam * y)", "control", no_source))
     if control != no_source:
         rows.append(("no-source control, its own tuned options", "control", control))
+    rows = [(name, method, options, source_folds) for name, method, options in rows]
+    other_folds = SOURCE_FOLDS if source_folds == 1 else 1
+    rows.insert(3, (f"{'out-of-fold' if other_folds > 1 else 'single'} source "
+                    f"({other_folds} fold{'s' if other_folds > 1 else ''})", "met", met,
+                    other_folds))
     return rows
 
 
@@ -59,7 +72,7 @@ def main(argv=None):
     from keras_cmr import saving
     from keras_cmr.cli.options import read_experiment_file
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import TrainingConfig, run_method
+    from keras_cmr.experiment import TrainingConfig, out_of_fold_source, run_method
 
     experiment = read_experiment_file(args.config)
     seeds = args.seeds or experiment.get("seeds", 5)
@@ -68,17 +81,23 @@ def main(argv=None):
     base = TrainingConfig(**{**fields, "verbose": 0})
     dataset = load_dataset(experiment["data"])
     met, control = base.soft_contrastive, base.control_options()
-    rows = variants(met, control)
+    rows = variants(met, control, base.source_folds)
     runs = []
     for seed in range(seeds):
-        source, _ = run_method(base.source_method, dataset, base, seed=seed)
-        for name, method, options in rows:
+        sources = {}  # per fold count: the seed's source model or out-of-fold embeddings
+        for name, method, options, folds in rows:
             config = dataclasses.replace(base, soft_contrastive=options,
-                                         control_soft_contrastive=options)
+                                         control_soft_contrastive=options, source_folds=folds)
+            if method == "met" and folds not in sources:
+                sources[folds] = (run_method(base.source_method, dataset, config, seed=seed)[0]
+                                  if folds == 1 else out_of_fold_source(
+                                      dataset.with_validation(config.validation_fraction, seed),
+                                      config, seed))
             start = time.perf_counter()
             _, result = run_method(method, dataset, config, seed=seed,
-                                   source=source if method == "met" else None)
-            runs.append({"variant": name, "method": method, "options": options, "seed": seed,
+                                   source=sources[folds] if method == "met" else None)
+            runs.append({"variant": name, "method": method, "options": options,
+                         "source_folds": folds, "seed": seed,
                          "val_avg_map": result["best_val_avg_map"],
                          "test": result["test"], "epochs": result["epochs"]})
             print(f"seed {seed} {name:<55} val {result['best_val_avg_map']:.4f} "
@@ -87,7 +106,7 @@ def main(argv=None):
             saving.write_json({"config": args.config, "seeds": seeds, "runs": runs},
                               args.results)
     print("\n| variant | val avg mAP | test avg mAP | test I2T | test T2I |\n|---|---|---|---|---|")
-    for name, _, _ in rows:
+    for name, *_ in rows:
         chosen = [run for run in runs if run["variant"] == name]
         cell = lambda values: f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"  # noqa: E731
         print(f"| {name} | {cell([run['val_avg_map'] for run in chosen])} | "

@@ -1,13 +1,18 @@
 """Hyperparameter search for the comparison, on validation average mAP only.
 
-Three stages, each keeping the best setting of the one before:
+Five stages, each keeping the best setting of the ones before:
 1. protocol (shared by every method): learning rate and tower width, scored by the mean
    validation avg mAP of a class-wise (source), a pair-wise (contrastive) and the MET model;
 2. MET's source: which class-wise model MET transfers from (cosine CE at two scales, prototype
    contrastive, label regression), scored by MET's validation avg mAP;
 3. MET's loss: sigma x delta x label_mix, then intra-modal weight and the InfoNCE form at the
    best of those; the no-source control gets the same delta x label_mix grid (it has no sigma),
-   so that the ablation compares two tuned models.
+   so that the ablation compares two tuned models;
+4. grid edges (lam 0.9 for MET; delta 2-4 x lam 0.75, 0.9 for the control, whose best delta
+   sat at the edge of stage 3), then calibrated relaxed labels ("row", "rank") x sigma x lam;
+5. out-of-fold source embeddings (5 folds) for MET, plain and rank-calibrated, x lam, then
+   lam 0.9 and delta 1, 2 at the best of those.
+MET's choice is the best MET trial of stages 3-5, the control's the best of stages 3-4.
 
 The validation split is carved from training per seed (stratified, seeded); the test split is
 never embedded here. Every trial is written to the results file as it ends; a rerun reuses
@@ -38,6 +43,15 @@ SIGMAS = (0.25, 0.5, 1.0, "median")
 DELTAS = (1.0, 1.5, 2.0)
 LABEL_MIXES = (0.5, 0.75)
 INTRA_MODAL_WEIGHTS = (0.1, 0.3)
+# Stage 4: the edges of stage 3's grid (its best lam, and the control's best delta, sat there),
+# then the calibrated relaxed labels at the best delta.
+EDGE_LABEL_MIX = 0.9
+EDGE_CONTROL_DELTAS = (2.0, 2.5, 3.0, 4.0)
+CALIBRATIONS = ("row", "rank")
+CALIBRATED_SIGMAS = (0.25, 1.0, "median")
+# Stage 5: out-of-fold (cross-fitted) source embeddings, so that the relaxed labels of the
+# training pairs come from sources that never fitted them.
+SOURCE_FOLDS = 5
 # The final comparison's methods; "source" is the MET source when source_method is "source".
 FINAL_METHODS = ("source", "source_pcl", "source_regression", "contrastive", "triplet",
                  "infonce", "supervised_infonce", "naive_sum", "dscmr", "kim", "met", "control")
@@ -73,13 +87,19 @@ class Search:
         return json.dumps(described, sort_keys=True)
 
     def source(self, config, seed):
-        from keras_cmr.experiment import run_method
+        """(trained source model, its run result) of `seed`; with source_folds > 1,
+        (out-of-fold embeddings, None)."""
+        from keras_cmr.experiment import out_of_fold_source, run_method
 
         key = (config.learning_rate, config.hidden_dims, config.source_method, config.scale,
-               seed)
+               config.source_folds, seed)
         if key not in self.sources:
-            self.sources[key] = run_method(config.source_method, self.dataset, config,
-                                           seed=seed)
+            if config.source_folds > 1:
+                split = self.dataset.with_validation(config.validation_fraction, seed=seed)
+                self.sources[key] = out_of_fold_source(split, config, seed), None
+            else:
+                self.sources[key] = run_method(config.source_method, self.dataset, config,
+                                               seed=seed)
         return self.sources[key]
 
     def trial(self, stage, method, config, **described):
@@ -160,18 +180,49 @@ def main(argv=None):
         scores[json.dumps(options)] = loss_trial("met", **options)
     options = {**best, "form": "infonce"}
     scores[json.dumps(options)] = loss_trial("met", **options)
-    met_options = json.loads(max(scores, key=scores.get))
 
     control_scores = {}
     for delta, label_mix in itertools.product(DELTAS, LABEL_MIXES):
         options = {"delta": delta, "label_mix": label_mix}
         control_scores[json.dumps(options)] = loss_trial("control", **options)
+
+    # 4. Grid edges for both, then calibrated relaxed labels for MET.
+    def edge_trial(method, table, stage="edges", source_folds=1, **options):
+        config = dataclasses.replace(base, soft_contrastive=options, source_folds=source_folds)
+        described = options if source_folds == 1 else {**options, "source_folds": source_folds}
+        table[json.dumps(described)] = search.trial(stage, method, config, **described)
+
+    edge_trial("met", scores, **{**best, "label_mix": EDGE_LABEL_MIX})
+    for delta, label_mix in itertools.product(EDGE_CONTROL_DELTAS, (0.75, EDGE_LABEL_MIX)):
+        if json.dumps({"delta": delta, "label_mix": label_mix}) not in control_scores:
+            edge_trial("control", control_scores, delta=delta, label_mix=label_mix)
+    for calibration, sigma, label_mix in itertools.product(CALIBRATIONS, CALIBRATED_SIGMAS,
+                                                           LABEL_MIXES):
+        edge_trial("met", scores, **{**best, "calibration": calibration, "sigma": sigma,
+                                     "label_mix": label_mix})
+
+    # 5. Out-of-fold sources, at the best hard-label mixes and calibrations so far, then
+    # around the best of those.
+    for calibration, label_mix in itertools.product(("none", "rank"), LABEL_MIXES):
+        options = {**best, "label_mix": label_mix}
+        if calibration != "none":
+            options.update(calibration=calibration, sigma=0.25)
+        edge_trial("met", scores, stage="out_of_fold", source_folds=SOURCE_FOLDS, **options)
+    out_of_fold = {key: value for key, value in scores.items() if "source_folds" in key}
+    best_out_of_fold = json.loads(max(out_of_fold, key=out_of_fold.get))
+    del best_out_of_fold["source_folds"]
+    for change in ({"label_mix": EDGE_LABEL_MIX}, {"delta": 1.0}, {"delta": 2.0}):
+        edge_trial("met", scores, stage="out_of_fold", source_folds=SOURCE_FOLDS,
+                   **{**best_out_of_fold, **change})
+    met_options = json.loads(max(scores, key=scores.get))
+    source_folds = met_options.pop("source_folds", 1)
     control_options = json.loads(max(control_scores, key=control_scores.get))
 
     chosen = {
         "data": args.data, "methods": list(FINAL_METHODS), "seeds": args.final_seeds,
         "learning_rate": learning_rate, "hidden_dims": list(hidden),
-        "source_method": source_method, "scale": scale, "soft_contrastive": met_options,
+        "source_method": source_method, "scale": scale, "source_folds": source_folds,
+        "soft_contrastive": met_options,
         "control_soft_contrastive": control_options,
     }
     search.save(chosen)

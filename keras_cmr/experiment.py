@@ -5,12 +5,14 @@ split); the test split is embedded once, by the selected weights.
 """
 
 import dataclasses
+import hashlib
 import time
 
 import keras
 import numpy as np
 
 from keras_cmr import losses
+from keras_cmr.datasets import stratified_folds
 from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
 from keras_cmr.models import (CrossModalEncoder, DSCMRModel, PairwiseModel, SourceModel,
                               TransferModel)
@@ -53,6 +55,8 @@ class TrainingConfig:
     `source_method` names the class-wise model that "met" and "kim" transfer from;
     `soft_contrastive` holds `SoftContrastiveLoss` arguments for "met" and "kim", and
     `control_soft_contrastive` those of "control" (None: the same as `soft_contrastive`).
+    `source_folds` > 1 makes "met" and "kim" learn from out-of-fold source embeddings
+    (`out_of_fold_source`) instead of one source that saw every training pair.
     """
 
     epochs: int = 200
@@ -68,6 +72,7 @@ class TrainingConfig:
     source_method: str = "source_pcl"
     soft_contrastive: dict = dataclasses.field(default_factory=dict)
     control_soft_contrastive: dict = None
+    source_folds: int = 1
     verbose: int = 1
 
     def __post_init__(self):
@@ -80,6 +85,10 @@ class TrainingConfig:
                              f"pairs per batch, got {self.batch_size!r}.")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if (isinstance(self.source_folds, bool) or not isinstance(self.source_folds, int)
+                or self.source_folds < 1):
+            raise ValueError(f"`source_folds` must be 1 (one source) or an integer >= 2 "
+                             f"(out-of-fold sources), got {self.source_folds!r}.")
         self.hidden_dims = tuple(self.hidden_dims)
         if self.source_method not in SOURCE_METHODS:
             raise ValueError(f"`source_method` must be one of {SOURCE_METHODS}, got "
@@ -117,23 +126,110 @@ def build_model(method, num_classes, config, source=None):
     if method == "control":
         return PairwiseModel(encoder, losses.SoftContrastiveLoss(**config.control_options()))
     if source is None:
-        raise ValueError(f"method {method!r} transfers from a trained source model; pass it.")
+        raise ValueError(f"method {method!r} transfers from a trained source model (or an "
+                         "OutOfFoldSource); pass it.")
     options = dict(config.soft_contrastive)
     if method == "kim":
         options["margin"] = "fixed"
-    return TransferModel(encoder, source, losses.SoftContrastiveLoss(**options))
+    # Out-of-fold embeddings come with every batch instead of from a source model.
+    model_source = None if isinstance(source, OutOfFoldSource) else source
+    return TransferModel(encoder, model_source, losses.SoftContrastiveLoss(**options))
 
 
-def fit_selected(model, dataset, config, callbacks=()):
-    """Fits with validation early stopping on `val_avg_map`; restores the best epoch."""
+@dataclasses.dataclass
+class OutOfFoldSource:
+    """Source embeddings of the training pairs, each from a source that never trained on it.
+
+    `image` and `text` are row-aligned with the training split they were made for (whose
+    `split_fingerprint` they keep), whose pair i fell in fold `fold_ids[i]`; `encoders[k]` is the source that embedded fold k (it
+    trained on every other fold) and `folds[k]` its training history (epochs, validation
+    curve).
+    """
+
+    image: np.ndarray
+    text: np.ndarray
+    fold_ids: np.ndarray
+    encoders: list
+    folds: list
+    seconds: float
+    split_fingerprint: str
+
+    @staticmethod
+    def fingerprint(split):
+        """A digest of a split's pairs, to catch embeddings made for another split."""
+        digest = hashlib.sha256()
+        for array in (split.image, split.text, split.labels):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+def out_of_fold_source(dataset, config, seed=0, callbacks=()):
+    """Cross-fitted source embeddings of `dataset.train` (validation split already carved).
+
+    A class-wise source on every training pair embeds, in training, pairs it has fitted: on a
+    small data set its cross-modal similarities then restate the hard labels. Here the
+    training pairs are split into `config.source_folds` class-stratified folds
+    (`stratified_folds`, seeded by `seed`); the k-th `config.source_method` model trains on
+    every pair outside fold k (early stopping on the shared validation split) and embeds
+    fold k. The test split is not read.
+
+    Returns:
+        An `OutOfFoldSource`, to pass as `source` to `run_method` or `build_model`.
+    """
+    if config.source_folds < 2:
+        raise ValueError(f"out-of-fold sources need config.source_folds >= 2, got "
+                         f"{config.source_folds}.")
+    if dataset.val is None:
+        raise ValueError("carve the validation split first (dataset.with_validation): the "
+                         "fold sources stop early on it.")
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    train = dataset.train
+    fold_ids = stratified_folds(train.labels, config.source_folds, seed=seed)
+    image = text = None
+    encoders, folds = [], []
+    for fold in range(config.source_folds):
+        inside = np.flatnonzero(fold_ids != fold)
+        held_out = np.flatnonzero(fold_ids == fold)
+        model, history = _train(build_model(config.source_method, dataset.num_classes, config),
+                                _with_train(dataset, train.take(inside)), config, callbacks)
+        embedded_image = model.encode_image(train.image[held_out])
+        embedded_text = model.encode_text(train.text[held_out])
+        if image is None:
+            image = np.zeros((train.num_pairs, embedded_image.shape[1]), "float32")
+            text = np.zeros((train.num_pairs, embedded_text.shape[1]), "float32")
+        image[held_out], text[held_out] = embedded_image, embedded_text
+        encoders.append(model.encoder)
+        folds.append(history)
+    return OutOfFoldSource(image, text, fold_ids, encoders, folds, time.perf_counter() - start,
+                           OutOfFoldSource.fingerprint(train))
+
+
+def _with_train(dataset, train):
+    """`dataset` with another training split (same validation and test splits)."""
+    from keras_cmr.datasets import CrossModalDataset
+
+    return CrossModalDataset(train=train, val=dataset.val, test=dataset.test,
+                             num_classes=dataset.num_classes, class_names=dataset.class_names,
+                             name=dataset.name, allow_unseen_classes=True)
+
+
+def fit_selected(model, dataset, config, callbacks=(), source=None):
+    """Fits with validation early stopping on `val_avg_map`; restores the best epoch.
+
+    `source`: an `OutOfFoldSource` whose embeddings go with the training pairs.
+    """
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1))
     train, val = dataset.train, dataset.val
     evaluation = RetrievalEvaluation(val.image, val.text, val.labels)
     stopping = keras.callbacks.EarlyStopping(monitor="val_avg_map", mode="max",
                                              patience=config.patience,
                                              restore_best_weights=True)
+    inputs = {"image": train.image, "text": train.text}
+    if source is not None:
+        inputs.update(source_image=source.image, source_text=source.text)
     history = model.fit(
-        {"image": train.image, "text": train.text}, train.labels,
+        inputs, train.labels,
         batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
         callbacks=[evaluation, stopping, *callbacks], verbose=config.verbose,
     )
@@ -161,19 +257,28 @@ def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
     Returns `(trained_model, result)`: result holds the test figures and precision-recall
     curves, the best validation average mAP, the epochs run, the seconds taken and each stage's
     validation curve. For "met" and "kim" without a given `source`, the `config.source_method`
-    model is trained first under the same protocol. `callbacks` are added to every stage's
-    `fit` (after the validation evaluation, so they see its logs).
+    model is trained first under the same protocol (with `config.source_folds` > 1: the
+    `out_of_fold_source` embeddings, whose fold histories go to result["source_folds"]).
+    `callbacks` are added to every stage's `fit` (after the validation evaluation, so they
+    see its logs).
     """
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     stages = {}
-    if method in TRANSFER_METHODS and source is None:
+    if method in TRANSFER_METHODS and source is None and config.source_folds > 1:
+        source = out_of_fold_source(dataset, config, seed, callbacks)
+    elif method in TRANSFER_METHODS and source is None:
         source, stages["source"] = _train(
             build_model(config.source_method, dataset.num_classes, config), dataset, config,
             callbacks)
+    out_of_fold = source if isinstance(source, OutOfFoldSource) else None
+    if (out_of_fold is not None
+            and out_of_fold.split_fingerprint != OutOfFoldSource.fingerprint(dataset.train)):
+        raise ValueError("the OutOfFoldSource was made for another training split (another "
+                         "seed or validation fraction); make it from this run's split")
     model, stages[method] = _train(build_model(method, dataset.num_classes, config, source),
-                                   dataset, config, callbacks)
+                                   dataset, config, callbacks, out_of_fold)
     test, curves = measure_test_split(model.encoder, dataset.test, curves=True)
     result = {
         "method": method,
@@ -185,6 +290,8 @@ def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
         "seconds": time.perf_counter() - start,
         "history": stages,
     }
+    if out_of_fold is not None:
+        result["source_folds"] = out_of_fold.folds
     return model, result
 
 
@@ -192,7 +299,8 @@ def compare(methods, dataset, config, seeds, log=print):
     """Runs every method for seeds 0..seeds-1; returns the list of `run_method` results.
 
     Within a seed, "met" and "kim" transfer from the `config.source_method` model of that seed:
-    the listed baseline when it comes first, else the one trained for the first of them.
+    the listed baseline when it comes first, else the one trained for the first of them (with
+    `config.source_folds` > 1: the seed's `out_of_fold_source`, made once for both).
     `log` gets one line per run (None: silent).
     """
     unknown = [name for name in methods if name not in METHODS]
@@ -204,8 +312,11 @@ def compare(methods, dataset, config, seeds, log=print):
     for seed in range(seeds):
         source = None
         for method in methods:
+            if method in TRANSFER_METHODS and source is None and config.source_folds > 1:
+                source = out_of_fold_source(
+                    dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
             model, result = run_method(method, dataset, config, seed=seed, source=source)
-            if method == config.source_method:
+            if method == config.source_method and config.source_folds == 1:
                 source = model
             elif method in TRANSFER_METHODS and source is None:
                 source = model.source
@@ -218,8 +329,8 @@ def compare(methods, dataset, config, seeds, log=print):
     return results
 
 
-def _train(model, dataset, config, callbacks):
-    history = fit_selected(model, dataset, config, callbacks)
+def _train(model, dataset, config, callbacks, source=None):
+    history = fit_selected(model, dataset, config, callbacks, source)
     curve = [float(value) for value in history["val_avg_map"]]
     return model, {"epochs": len(curve), "best_val_avg_map": max(curve), "val_avg_map": curve,
                    "loss": [float(value) for value in history["loss"]]}

@@ -48,9 +48,13 @@ def test_report_checks_each_target_against_one_standard_deviation(tmp_path, caps
 def test_ablation_variants_change_one_thing_each():
     variants = load_script("ablation").variants(
         {"sigma": 1.0, "delta": 1.5, "label_mix": 0.75}, {"delta": 2.0, "label_mix": 0.75})
-    names = [name for name, _, _ in variants]
+    names = [name for name, *_ in variants]
     assert names[0].startswith("MET") and len(names) == len(set(names))
-    options = {name: (method, opts) for name, method, opts in variants}
+    options = {name: (method, opts) for name, method, opts, _ in variants}
+    folds = {name: count for name, _, _, count in variants}
+    assert folds["out-of-fold source (5 folds)"] == 5 and folds[names[0]] == 1
+    assert options["rank-calibrated relaxed labels (sigma 0.25)"][1] == {
+        "sigma": 0.25, "delta": 1.5, "label_mix": 0.75, "calibration": "rank"}
     assert options["relaxed labels only (fixed margin)"][1]["margin"] == "fixed"
     assert options["relaxed margins only (hard labels)"][1]["label_weights"] == "hard"
     assert "sigma = 1.0" not in options and options["sigma = median"][1]["sigma"] == "median"

@@ -10,7 +10,7 @@ from keras_cmr.datasets.digits import load_digits_two_view
 from keras_cmr.datasets.npz import load_npz, save_npz
 from keras_cmr.datasets.raw import RawDataset, RawSplit, load_raw_pairs
 from keras_cmr.datasets.spec import load_dataset
-from keras_cmr.datasets.splits import carve_validation
+from keras_cmr.datasets.splits import carve_validation, stratified_folds
 from keras_cmr.datasets.wikipedia import load_wikipedia
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "RawDataset",
     "RawSplit",
     "carve_validation",
+    "stratified_folds",
     "load_dataset",
     "load_digits_two_view",
     "load_npz",

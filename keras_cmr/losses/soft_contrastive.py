@@ -32,6 +32,7 @@ from keras_cmr.losses._common import (
 MARGINS = ("relaxed", "fixed")
 LABEL_WEIGHTS = ("relaxed", "hard")
 FORMS = ("margin", "infonce")
+CALIBRATIONS = ("none", "row", "rank")
 # sigma="median" on a batch whose source embeddings all coincide would divide by 0.
 SIGMA_FLOOR = 1e-6
 
@@ -44,42 +45,88 @@ def _check_sigma(sigma):
         raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
 
 
-def _sigma_value(sigma, source_squared_distances):
-    """sigma itself, or the batch median of ||s_i - t_j||^2 (no gradient, floored)."""
+def _check_calibration(calibration):
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}; received "
+                         f"calibration={calibration!r}")
+
+
+def _ranks(values, axis):
+    """The 0-based rank of each entry along `axis` (ties broken by position)."""
+    return ops.cast(ops.argsort(ops.argsort(values, axis=axis), axis=axis), "float32")
+
+
+def _exponents(squared, calibration):
+    """The calibrated distances z of a block of source distances D_ij = ||s_i - t_j||^2.
+
+    "none": [D]; "row": [D - min_k D_ik, D - min_k D_kj] (each anchor's nearest partner at 0,
+    in both retrieval directions); "rank": [4 r_ij / (n - 1), 4 r'_ij / (n - 1)] with r_ij the
+    rank of D_ij in row i and r'_ij in column j, scaled to [0, 4], the range of D on the unit
+    sphere, so that sigma means the same in every calibration.
+    """
+    if calibration == "none":
+        return [squared]
+    if calibration == "row":
+        return [squared - ops.min(squared, axis=axis, keepdims=True) for axis in (1, 0)]
+    return [4.0 * _ranks(squared, axis) / ops.maximum(ops.cast(ops.shape(squared)[axis] - 1,
+                                                               "float32"), 1.0)
+            for axis in (1, 0)]
+
+
+def _sigma_value(sigma, exponents):
+    """sigma itself, or the batch median of the calibrated distances (no gradient, floored)."""
     if sigma != "median":
         return float(sigma)
-    median = ops.median(ops.reshape(ops.stop_gradient(source_squared_distances), (-1,)))
-    return ops.maximum(ops.cast(median, "float32"), SIGMA_FLOOR)
+    values = ops.concatenate([ops.reshape(ops.stop_gradient(z), (-1,)) for z in exponents], 0)
+    return ops.maximum(ops.cast(ops.median(values), "float32"), SIGMA_FLOOR)
+
+
+def _relaxed(exponents, sigma_value):
+    """mean over the calibrated distances z of exp(-z / sigma)."""
+    return sum(ops.exp(-z / sigma_value) for z in exponents) / len(exponents)
 
 
 def _normalized_source(x):
     return ops.stop_gradient(l2_normalize(to_float32(x)))
 
 
-def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0):
-    """Relaxed labels of the source model: w_ij = exp(-||s_i - t_j||^2 / sigma).
+def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0,
+                   calibration="none"):
+    """Relaxed labels of the source model: w_ij = exp(-||s_i - t_j||^2 / sigma) (uncalibrated).
 
-    The source embeddings are L2-normalised and carry no gradient.
+    The source embeddings are L2-normalised and carry no gradient. A calibration replaces the
+    squared distance D_ij = ||s_i - t_j||^2 so that w varies across the pairs of a batch even
+    when the source puts every pair far apart:
+
+    - "row": w_ij = 0.5 * (exp(-(D_ij - min_k D_ik) / sigma) + exp(-(D_ij - min_k D_kj) / sigma)),
+      a softmax over the batch with temperature sigma, divided by its maximum, in each direction
+      (each image's and each text's nearest partner gets 1);
+    - "rank": w_ij = 0.5 * (exp(-4 r_ij / ((n - 1) sigma)) + exp(-4 r'_ij / ((n - 1) sigma))),
+      r_ij the 0-based rank of D_ij among the D_ik of row i, r'_ij among the D_kj of column j
+      (ties broken by position): depends on the order of the source's distances only.
 
     Args:
         source_image_embeddings: (n, F) source image embeddings s_i.
         source_text_embeddings: (m, F) source text embeddings t_j.
-        sigma: positive float, or "median" for the median of ||s_i - t_j||^2 over the batch
-            (floored at 1e-6).
+        sigma: positive float, or "median" for the median over the batch of the calibrated
+            distances in the exponent (floored at 1e-6).
+        calibration: "none", "row" or "rank".
 
     Returns:
         float32 tensor of shape (n, m) with entries in (0, 1].
     """
     _check_sigma(sigma)
+    _check_calibration(calibration)
     s = _normalized_source(source_image_embeddings)
     t = _normalized_source(source_text_embeddings)
-    squared = squared_distances(s, t)
-    return ops.exp(-squared / _sigma_value(sigma, squared))
+    exponents = _exponents(squared_distances(s, t), calibration)
+    return _relaxed(exponents, _sigma_value(sigma, exponents))
 
 
 def _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature, label_weights):
+                   source_temperature, label_weights, calibration):
     _check_sigma(sigma)
+    _check_calibration(calibration)
     check_non_negative("delta", delta)
     if margin not in MARGINS:
         raise ValueError(f"margin must be one of {MARGINS}; received margin={margin!r}")
@@ -128,7 +175,7 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
                      source_text_embeddings=None, labels=None, *, sigma=1.0, delta=1.5,
                      margin="relaxed", relative_distance=True, label_mix=0.75,
                      intra_modal_weight=0.0, form="margin", temperature=0.1,
-                     source_temperature=0.1, label_weights="relaxed"):
+                     source_temperature=0.1, label_weights="relaxed", calibration="none"):
     """Soft contrastive loss of embedding transfer, one value per anchor (pair) i.
 
     With s, t the L2-normalised source embeddings (no gradient) and u, v the target ones:
@@ -136,7 +183,9 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         w_ij = lam * y_ij + (1 - lam) * exp(-||s_i - t_j||^2 / sigma)
         m_ij = delta * (1 - w_ij)  (margin="relaxed")   or   m_ij = delta  (margin="fixed")
 
-    where y_ij = 1 for equal classes (multi-hot: the Jaccard index of the label sets).
+    where y_ij = 1 for equal classes (multi-hot: the Jaccard index of the label sets); a
+    `calibration` ("row", "rank") replaces the exponential term by the calibrated relaxed labels
+    of `relaxed_labels`.
 
     form="margin": with d_ij = ||u_i - v_j||_2 (divided by its row mean sum_k d_ik / n when
     `relative_distance`) and the pull weight p_ij = w_ij (label_weights="relaxed") or
@@ -160,7 +209,8 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
 
     intra_modal_weight gamma > 0 adds gamma * (the same term over the image-image block, from
     (s, s) and (u, u), plus over the text-text block, from (t, t) and (v, v)) to l_i, with the
-    same sigma (the cross-modal median when sigma="median"); the diagonal i = j is included.
+    same sigma and calibration (the cross-modal median when sigma="median"); the diagonal
+    i = j is included.
 
     Args:
         image_embeddings: (n, E) target image embeddings u_i, used as given (not normalised).
@@ -180,6 +230,8 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         temperature: temperature of the target logits (infonce form); a float or a scalar tensor.
         source_temperature: temperature of the source targets (infonce form).
         label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij, margins still relaxed).
+        calibration: "none" (exp(-||s_i - t_j||^2 / sigma)), "row" or "rank"; see
+            `relaxed_labels`.
 
     Defaults: sigma 1, delta 1.5, lam 0.75, chosen on the validation split of the Wikipedia
     benchmark (experiments/search.py; docs/results.md).
@@ -188,7 +240,7 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         float32 tensor of shape (n,): the per-anchor losses l_i; their mean is the batch loss.
     """
     _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature, label_weights)
+                   source_temperature, label_weights, calibration)
     with_source = source_image_embeddings is not None or source_text_embeddings is not None
     if with_source and (source_image_embeddings is None or source_text_embeddings is None):
         raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
@@ -222,28 +274,29 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
     if not isinstance(temperature, numbers.Real):
         temperature = to_float32(temperature)
 
-    # (source a, source b, target a, target b, ||source a_i - source b_j||^2, weight);
+    # (source a, source b, target a, target b, calibrated source distances, weight);
     # target b = None marks an intra-modal block (a against itself).
     if with_source:
         s = _normalized_source(e["source_image_embeddings"])
         t = _normalized_source(e["source_text_embeddings"])
-        cross_squared = squared_distances(s, t)
-        sigma_value = _sigma_value(sigma, cross_squared)
-        blocks = [(s, t, u, v, cross_squared, 1.0)]
+        cross = _exponents(squared_distances(s, t), calibration)
+        sigma_value = _sigma_value(sigma, cross)
+        blocks = [(s, t, u, v, cross, 1.0)]
         if intra_modal_weight > 0:
-            blocks += [(s, s, u, None, self_squared_distances(s), intra_modal_weight),
-                       (t, t, v, None, self_squared_distances(t), intra_modal_weight)]
+            blocks += [(x, x, target, None,
+                        _exponents(self_squared_distances(x), calibration), intra_modal_weight)
+                       for x, target in ((s, u), (t, v))]
     else:
         blocks = [(None, None, u, v, None, 1.0)]
         if intra_modal_weight > 0:
             blocks += [(None, None, u, None, None, intra_modal_weight),
                        (None, None, v, None, None, intra_modal_weight)]
     per_anchor = 0.0
-    for source_a, source_b, a, b, squared, weight in blocks:
-        if squared is None:
+    for source_a, source_b, a, b, exponents, weight in blocks:
+        if exponents is None:
             w = label_mix * y
         else:
-            w = ops.exp(-squared / sigma_value)
+            w = _relaxed(exponents, sigma_value)
             if label_mix > 0:
                 w = label_mix * y + (1.0 - label_mix) * w
         margins = delta * (1.0 - w) if margin == "relaxed" else delta
@@ -278,19 +331,19 @@ class SoftContrastiveLoss(DictLossWrapper):
 
     Args:
         sigma, delta, margin, relative_distance, label_mix, intra_modal_weight, form,
-        temperature, source_temperature, label_weights: as in `soft_contrastive`.
+        temperature, source_temperature, label_weights, calibration: as in `soft_contrastive`.
         reduction, name, dtype: as in `keras.losses.Loss`.
     """
 
     def __init__(self, sigma=1.0, delta=1.5, margin="relaxed", relative_distance=True,
                  label_mix=0.75, intra_modal_weight=0.0, form="margin", temperature=0.1,
-                 source_temperature=0.1, label_weights="relaxed",
+                 source_temperature=0.1, label_weights="relaxed", calibration="none",
                  reduction="sum_over_batch_size", name="soft_contrastive", dtype=None):
         _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                       source_temperature, label_weights)
+                       source_temperature, label_weights, calibration)
         super().__init__(
             _soft_contrastive_from_dict, reduction=reduction, name=name, dtype=dtype,
             sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
             label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
             temperature=temperature, source_temperature=source_temperature,
-            label_weights=label_weights)
+            label_weights=label_weights, calibration=calibration)

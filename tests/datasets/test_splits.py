@@ -1,9 +1,9 @@
-"""carve_validation: stratified per class, seeded, disjoint and complete."""
+"""carve_validation and stratified_folds: stratified per class, seeded, disjoint and complete."""
 
 import numpy as np
 import pytest
 
-from keras_cmr.datasets import carve_validation
+from keras_cmr.datasets import carve_validation, stratified_folds
 
 
 def labels_with_counts(counts, rng):
@@ -79,3 +79,23 @@ def test_rejects_empty_parts():
         carve_validation(np.arange(5), fraction=0.5)  # five singleton classes
     with pytest.raises(ValueError, match=r"empty label array"):
         carve_validation(np.array([], dtype=int))
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_stratified_folds_balance_every_class(rng, folds):
+    labels = rng.integers(0, 4, size=53)
+    fold_ids = stratified_folds(labels, folds, seed=3)
+    assert fold_ids.shape == (53,) and fold_ids.dtype == np.int64
+    sizes = np.bincount(fold_ids, minlength=folds)
+    assert sizes.sum() == 53 and sizes.max() - sizes.min() <= 1
+    for label in range(4):
+        per_fold = np.bincount(fold_ids[labels == label], minlength=folds)
+        assert per_fold.max() - per_fold.min() <= 1
+    np.testing.assert_array_equal(fold_ids, stratified_folds(labels, folds, seed=3))
+    assert not np.array_equal(fold_ids, stratified_folds(labels, folds, seed=4))
+
+
+@pytest.mark.parametrize("folds", [1, 54, 2.0, True])
+def test_stratified_folds_reject_bad_counts(folds):
+    with pytest.raises(ValueError, match="folds must be an integer in \\[2, 53\\]"):
+        stratified_folds(np.zeros(53, dtype=int), folds)

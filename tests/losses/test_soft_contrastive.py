@@ -53,20 +53,33 @@ def log_softmax(values, k):
 
 def reference(u, v, s, t, labels, sigma=1.0, delta=1.5, margin="relaxed",
               relative_distance=True, label_mix=0.75, intra_modal_weight=0.0, form="margin",
-              temperature=0.1, source_temperature=0.1, label_weights="relaxed"):
+              temperature=0.1, source_temperature=0.1, label_weights="relaxed",
+              calibration="none"):
     n = len(u)
     with_source = s is not None
     if with_source:
         s = [unit(x) for x in s]
         t = [unit(x) for x in t]
+
+    def exponents(sa, sb, i, j):
+        """The calibrated distances of pair (i, j), one per retrieval direction."""
+        row = [sq_dist(sa[i], sb[k]) for k in range(n)]
+        column = [sq_dist(sa[k], sb[j]) for k in range(n)]
+        if calibration == "none":
+            return [row[j]]
+        if calibration == "row":
+            return [row[j] - min(row), row[j] - min(column)]
+        return [4 * sum(x < row[j] for x in values) / (n - 1) for values in (row, column)]
+
     if with_source and sigma == "median":
-        sigma = max(float(np.median([sq_dist(s[i], t[j]) for i in range(n) for j in range(n)])),
-                    1e-6)
+        both = [z for i in range(n) for j in range(n) for z in exponents(s, t, i, j)]
+        sigma = max(float(np.median(both)), 1e-6)
 
     def weight(sa, sb, i, j):
         if not with_source:  # the no-source control
             return label_mix * ref_y(labels, i, j)
-        w = math.exp(-sq_dist(sa[i], sb[j]) / sigma)
+        z = exponents(sa, sb, i, j)
+        w = sum(math.exp(-x / sigma) for x in z) / len(z)
         if label_mix > 0:
             w = label_mix * ref_y(labels, i, j) + (1 - label_mix) * w
         return w
@@ -147,6 +160,15 @@ def test_margin_form_matches_reference(inputs, sigma, margin, relative_distance,
     check(inputs, CLASS_LABELS, sigma=sigma, margin=margin, delta=1.3,
           relative_distance=relative_distance, label_mix=label_mix,
           intra_modal_weight=intra_modal_weight)
+
+
+@pytest.mark.parametrize("form", ["margin", "infonce"])
+@pytest.mark.parametrize("intra_modal_weight", [0.0, 0.3])
+@pytest.mark.parametrize("sigma", [0.7, "median"])
+@pytest.mark.parametrize("calibration", ["row", "rank"])
+def test_calibrated_labels_match_reference(inputs, calibration, sigma, intra_modal_weight, form):
+    check(inputs, CLASS_LABELS, sigma=sigma, calibration=calibration, label_mix=0.5,
+          intra_modal_weight=intra_modal_weight, form=form)
 
 
 @pytest.mark.parametrize("intra_modal_weight", [0.0, 0.3])
@@ -230,6 +252,23 @@ def test_relaxed_labels_and_label_similarity(inputs):
         np.testing.assert_allclose(y, expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("calibration", ["row", "rank"])
+def test_calibrated_relaxed_labels(inputs, calibration):
+    _, _, s, t = inputs
+    su, tu = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (s, t))
+    squared = ((su[:, None, :] - tu[None, :, :]) ** 2).sum(-1)
+    if calibration == "row":
+        z = [squared - squared.min(1, keepdims=True), squared - squared.min(0, keepdims=True)]
+    else:
+        z = [4 * np.argsort(np.argsort(squared, axis), axis) / (N - 1) for axis in (1, 0)]
+    w = ops.convert_to_numpy(relaxed_labels(s, t, sigma=0.8, calibration=calibration))
+    np.testing.assert_allclose(w, (np.exp(-z[0] / 0.8) + np.exp(-z[1] / 0.8)) / 2, rtol=1e-5,
+                               atol=1e-6)
+    # Calibrated labels spread over (0, 1] however far apart the source puts every pair: each
+    # image's nearest text gets at least 1/2.
+    assert np.all(w.max(axis=1) >= 0.5) and w.min() < 0.5
+
+
 def test_median_sigma_spreads_far_apart_sources(inputs):
     # Near-orthogonal sources make exp(-d^2) tiny with sigma=1; the median brings w to ~exp(-1).
     _, _, s, t = inputs
@@ -259,6 +298,7 @@ def test_source_embeddings_carry_no_gradient_and_are_normalised(inputs):
         ({"temperature": 0.0}, "temperature"),
         ({"source_temperature": -1.0}, "source_temperature"),
         ({"label_weights": "soft"}, "label_weights"),
+        ({"calibration": "softmax"}, "calibration"),
     ],
 )
 def test_bad_options_raise(inputs, options, match):

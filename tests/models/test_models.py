@@ -79,6 +79,49 @@ def test_transfer_refuses_a_source_that_is_not_an_encoder():
         TransferModel(encoder(), keras.layers.Dense(3))
 
 
+def test_precomputed_source_embeddings_train_as_the_source_does(pairs, tmp_path):
+    x, y = pairs
+    source = trained_source(pairs)
+    given = {**x, "source_image": source.encode_image(x["image"]),
+             "source_text": source.encode_text(x["text"])}
+    with_source = TransferModel(encoder(dropout=0.0), source)
+    precomputed = TransferModel(encoder(dropout=0.0))
+    for model in (with_source, precomputed):
+        model.encoder({"image": x["image"][:2], "text": x["text"][:2]})
+    precomputed.encoder.set_weights(with_source.encoder.get_weights())
+    for model, inputs in ((with_source, x), (precomputed, given)):
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(inputs, y, batch_size=20, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(weights_of(with_source.encoder), weights_of(precomputed.encoder)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    path = str(tmp_path / "precomputed.keras")
+    precomputed.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.source is None
+    np.testing.assert_allclose(loaded.encoder.encode_image(x["image"]),
+                               precomputed.encoder.encode_image(x["image"]), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_precomputed_source_embeddings_are_checked(pairs):
+    x, y = pairs
+    s = np.ones((len(y), 8), "float32")
+    model = TransferModel(encoder())
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="no source model"):
+        model.fit(x, y, batch_size=20, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="pass both .* received only 'source_image'"):
+        model.fit({**x, "source_image": s}, y, batch_size=20, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="source_text must be a 2-D array with one row per "
+                                         "pair \\(40\\); received shape \\(39, 8\\)"):
+        model.fit({**x, "source_image": s, "source_text": s[:39]}, y, batch_size=20, verbose=0)
+    broken = s.copy()
+    broken[7, 2] = np.nan
+    with pytest.raises(ValueError, match="source_image row 7 holds NaN"):
+        model.fit({**x, "source_image": broken, "source_text": s}, y, batch_size=20,
+                  verbose=0)
+
+
 def test_fit_without_labels_or_with_a_bad_input_dict_fails_clearly(pairs):
     x, y = pairs
     model = make_model("pairwise_contrastive", pairs)
