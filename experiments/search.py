@@ -129,10 +129,14 @@ class Search:
         return trial["val_avg_map"]
 
     def save(self, chosen=None):
+        """Writes this run's trials, then the file's earlier trials that this run did not
+        revisit (a narrower rerun keeps them)."""
         from keras_cmr import saving
 
-        saving.write_json({"seeds": self.seeds, "chosen": chosen, "trials": self.trials},
-                          self.results_path)
+        visited = {self.key(trial) for trial in self.trials}
+        earlier = [trial for key, trial in self.done.items() if key not in visited]
+        saving.write_json({"seeds": self.seeds, "chosen": chosen,
+                           "trials": self.trials + earlier}, self.results_path)
 
 
 def main(argv=None):

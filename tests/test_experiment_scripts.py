@@ -72,6 +72,12 @@ def test_search_reuses_the_trials_of_its_results_file(tmp_path):
     # No data set: a trial that is not in the file would fail to train.
     search = search_module.Search(None, 2, str(results))
     assert search.trial("loss", "met", None, sigma=0.5) == 0.27
+    # Saving keeps the file's trials that this run has not revisited.
+    other = {**done, "sigma": 2.0}
+    results.write_text(json.dumps({"seeds": 2, "chosen": None, "trials": [done, other]}))
+    search = search_module.Search(None, 2, str(results))
+    search.trial("loss", "met", None, sigma=0.5)
+    assert json.loads(results.read_text())["trials"] == [done, other]
     with pytest.raises(AttributeError):
         search.trial("loss", "met", None, sigma=0.25)
     # Other seeds: nothing is reused.

@@ -45,14 +45,22 @@ def validation_curves(runs, source_method):
     """{stage name: [per-seed validation avg mAP per epoch]} for the source and the transfer.
 
     The source's curves come from the source stage that each transfer run trained, or, when
-    the comparison shared that model, from the runs of `source_method` itself.
+    the comparison shared that model, from the runs of `source_method` itself. With
+    out-of-fold sources (runs with "source_folds"), the fold sources of each seed are MET's
+    stage 1, and a `source_method` row is only the baseline trained on every training pair.
     """
-    stages = {}
+    out_of_fold = any("source_folds" in run for run in runs)
+    source_label = (f"source: {source_method}, all training pairs (baseline)" if out_of_fold
+                    else f"source: {source_method} (stage 1)")
+    stages, folded_seeds = {}, set()
     for run in runs:
+        if "source_folds" in run and run.get("seed") not in folded_seeds:
+            folded_seeds.add(run.get("seed"))
+            stages.setdefault(f"source: {source_method}, out-of-fold (stage 1)", []).extend(
+                history["val_avg_map"] for history in run["source_folds"])
         for stage, history in run["history"].items():
             if stage == "source" or (stage == source_method and run["method"] == stage):
-                stages.setdefault(f"source: {source_method} (stage 1)", []).append(
-                    history["val_avg_map"])
+                stages.setdefault(source_label, []).append(history["val_avg_map"])
             elif stage in ("met", "kim"):
                 stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])
     return stages

@@ -26,15 +26,26 @@ def run(args):
     from keras_cmr import saving
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import (TRANSFER_METHODS, format_table, measure_test_split,
-                                      run_method, summarize)
+                                      out_of_fold_source, run_method, summarize)
 
     config = training_config(args)
     data = experiment_setting(args, "data", DEFAULT_DATA)
     dataset = load_dataset(data)
     output = args.output.format(method=args.method, seed=args.seed)
-    model, result = run_method(args.method, dataset, config, seed=args.seed)
+    fold_sources = None
+    if args.method in TRANSFER_METHODS and config.source_folds > 1:
+        fold_sources = out_of_fold_source(
+            dataset.with_validation(config.validation_fraction, seed=args.seed), config,
+            seed=args.seed)
+    model, result = run_method(args.method, dataset, config, seed=args.seed,
+                               source=fold_sources)
     results = [result]
-    if args.method in TRANSFER_METHODS:
+    saved = ["model.keras", "encoder.keras (serving)", "figures.json"]
+    if fold_sources is not None:
+        for fold, encoder in enumerate(fold_sources.encoders):
+            saving.save_model(encoder, os.path.join(output, f"source_fold{fold}_encoder.keras"))
+        saved.insert(2, f"source_fold{{0..{len(fold_sources.encoders) - 1}}}_encoder.keras")
+    elif args.method in TRANSFER_METHODS:
         source = model.source
         results.insert(0, {**result, "method": "source (stage 1)",
                            "test": measure_test_split(source, dataset.test),
@@ -47,4 +58,4 @@ def run(args):
                       os.path.join(output, "figures.json"))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")
     print(format_table(summarize(results)))
-    print(f"\nsaved {output}/model.keras, encoder.keras (serving) and figures.json")
+    print(f"\nsaved in {output}: {', '.join(saved)}")

@@ -33,6 +33,20 @@ def test_train_met_on_the_default_data_writes_models_and_figures(tmp_path, capsy
     assert evaluated["avg_map"] == pytest.approx(met["test"]["avg_map"], abs=1e-6)
 
 
+def test_train_met_from_out_of_fold_sources_saves_every_fold_source(tmp_path, capsys):
+    output = tmp_path / "run"
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps({"source_folds": 2, "epochs": 1, "hidden_dims": [16]}))
+    assert main(["train", *FAST, "--config", str(experiment), "--output", str(output)]) == 0
+    assert "source_fold{0..1}_encoder.keras" in capsys.readouterr().out
+    for name in ("model.keras", "encoder.keras", "source_fold0_encoder.keras",
+                 "source_fold1_encoder.keras", "figures.json"):
+        assert (output / name).is_file(), name
+    figures = json.loads((output / "figures.json").read_text())
+    assert [result["method"] for result in figures["results"]] == ["met"]
+    assert len(figures["results"][0]["source_folds"]) == 2
+
+
 def test_compare_tabulates_every_method_and_seed(tmp_path, capsys):
     out = tmp_path / "compare.json"
     assert main(["compare", "--methods", "contrastive,source", "--seeds", "2", *FAST,
@@ -128,3 +142,23 @@ def test_unknown_options_and_commands_exit_with_usage(argv, capsys):
         main(argv)
     assert raised.value.code == 2
     assert "usage: keras-cmr" in capsys.readouterr().err
+
+
+def test_validation_curves_name_out_of_fold_sources_as_stage_one():
+    from keras_cmr.cli.plot import validation_curves
+
+    def history(value):
+        return {"val_avg_map": [value, 2 * value]}
+
+    shared = [{"method": "source_pcl", "seed": 0, "history": {"source_pcl": history(0.1)}},
+              {"method": "met", "seed": 0, "history": {"met": history(0.2)}}]
+    assert validation_curves(shared, "source_pcl") == {
+        "source: source_pcl (stage 1)": [[0.1, 0.2]], "met (stage 2)": [[0.2, 0.4]]}
+    folds = [history(0.3), history(0.4)]
+    runs = [shared[0]] + [{"method": method, "seed": 0, "source_folds": folds,
+                           "history": {method: history(0.2)}} for method in ("met", "kim")]
+    curves = validation_curves(runs, "source_pcl")
+    # The fold sources are shared by met and kim: drawn once per seed.
+    assert curves["source: source_pcl, out-of-fold (stage 1)"] == [[0.3, 0.6], [0.4, 0.8]]
+    assert curves["source: source_pcl, all training pairs (baseline)"] == [[0.1, 0.2]]
+    assert curves["kim (stage 2)"] == [[0.2, 0.4]]
