@@ -1,9 +1,11 @@
-"""The scripts behind docs/results.md: report tables, ablation variants, search resumption."""
+"""The scripts behind docs/results.md: report tables, ablation variants, search resumption,
+relaxed-label statistics."""
 
 import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,3 +84,26 @@ def test_search_reuses_the_trials_of_its_results_file(tmp_path):
         search.trial("loss", "met", None, sigma=0.25)
     # Other seeds: nothing is reused.
     assert search_module.Search(None, 3, str(results)).done == {}
+
+
+def test_relaxed_label_statistics_against_brute_force(rng):
+    script = load_script("relaxed_labels")
+    scores = rng.integers(0, 5, size=40).astype(float)  # many ties
+    positive = rng.random(40) < 0.3
+    pairs = [(p, q) for p in scores[positive] for q in scores[~positive]]
+    expected = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p, q in pairs])
+    assert script.roc_auc(scores, positive) == pytest.approx(expected)
+
+    labels = np.array([0, 0, 1, 1])
+    w = np.array([[1.0, 0.9, 0.2, 0.1],
+                  [0.8, 1.0, 0.3, 0.95],   # row 1's best partner (j != 1) is class 1
+                  [0.1, 0.2, 1.0, 0.7],
+                  [0.0, 0.1, 0.6, 1.0]])
+    stats = script.label_statistics([(w, labels)])
+    assert stats["mean_w_same_class"] == pytest.approx(np.mean([0.9, 0.8, 0.7, 0.6]))
+    other = [0.2, 0.1, 0.3, 0.95, 0.1, 0.2, 0.0, 0.1]
+    assert stats["mean_w_other_class"] == pytest.approx(np.mean(other))
+    assert stats["std_w_other_class"] == pytest.approx(np.std(other))
+    assert stats["top1_partner_same_class"] == pytest.approx(0.75)
+    assert stats["auc_same_vs_other"] == pytest.approx(
+        np.mean([1.0 if p > q else 0.0 for p in [0.9, 0.8, 0.7, 0.6] for q in other]))

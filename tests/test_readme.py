@@ -7,18 +7,25 @@ import re
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_readme_python_example_runs(wikipedia_dir, tmp_path, capsys):
+def test_readme_python_examples_run(wikipedia_dir, tmp_path, capsys):
     with open(os.path.join(REPO_ROOT, "README.md")) as stream:
-        code = re.findall(r"```python\n(.*?)```", stream.read(), re.S)[0]
+        code, out_of_fold = re.findall(r"```python\n(.*?)```", stream.read(), re.S)[:2]
     assert "epochs=200" in code and '"target.keras"' in code and "../shared" in code
     code = (code.replace("epochs=200", "epochs=2")
             .replace('"target.keras"', repr(str(tmp_path / "target.keras")))
             .replace("../shared/data/wikipedia_sift_lda", wikipedia_dir))
-    exec(compile(code, "README.md", "exec"), {})
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
     figures = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(figures) == {"i2t_map", "t2i_map", "avg_map"}
     assert 0.0 < figures["avg_map"] <= 1.0
     assert (tmp_path / "target.keras").is_file()
+    # The out-of-fold example continues the first one.
+    assert out_of_fold.count("epochs=200") == 2
+    exec(compile(out_of_fold.replace("epochs=200", "epochs=2"), "README.md", "exec"), namespace)
+    folds, train = namespace["folds"], namespace["data"].train
+    assert folds.image.shape == (train.num_pairs, 256) and len(folds.encoders) == 5
+    assert len(namespace["transfer"].history.history["loss"]) <= 2
 
 
 def test_readme_scaling_out_example_runs(tmp_path, capsys, monkeypatch):
