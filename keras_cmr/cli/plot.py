@@ -105,10 +105,11 @@ def run(args):
         for seed, curve in enumerate(curves):
             axis.plot(range(1, len(curve) + 1), curve, color=color, alpha=0.8,
                       label=stage if seed == 0 else None)
-    axis.set(title=f"{title}: validation avg mAP per epoch (each line a seed)",
+    axis.set(title=f"{title}\nvalidation avg mAP per epoch (each line a seed or a fold's source)",
              xlabel="epoch", ylabel="validation avg mAP@all")
+    axis.title.set_fontsize(10)
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     _save(figure, os.path.join(args.out, PLOTS[1]))
     plt.close("all")
