@@ -59,7 +59,9 @@ def validation_curves(runs, source_method):
             stages.setdefault(f"source: {source_method}, out-of-fold (stage 1)", []).extend(
                 history["val_avg_map"] for history in run["source_folds"])
         for stage, history in run["history"].items():
-            if stage == "source" or (stage == source_method and run["method"] == stage):
+            # A transfer run's own source stage is named "source", as is the cosine-CE method.
+            trained_for_transfer = stage == "source" and run["method"] in ("met", "kim")
+            if trained_for_transfer or (stage == source_method and run["method"] == stage):
                 stages.setdefault(source_label, []).append(history["val_avg_map"])
             elif stage in ("met", "kim"):
                 stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])

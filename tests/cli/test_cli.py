@@ -151,9 +151,14 @@ def test_validation_curves_name_out_of_fold_sources_as_stage_one():
         return {"val_avg_map": [value, 2 * value]}
 
     shared = [{"method": "source_pcl", "seed": 0, "history": {"source_pcl": history(0.1)}},
-              {"method": "met", "seed": 0, "history": {"met": history(0.2)}}]
+              {"method": "met", "seed": 0, "history": {"met": history(0.2)}},
+              # The cosine-CE baseline's stage is also named "source": not MET's source.
+              {"method": "source", "seed": 0, "history": {"source": history(0.05)}}]
     assert validation_curves(shared, "source_pcl") == {
         "source: source_pcl (stage 1)": [[0.1, 0.2]], "met (stage 2)": [[0.2, 0.4]]}
+    own = [{"method": "kim", "seed": 0, "history": {"source": history(0.1),
+                                                     "kim": history(0.2)}}]
+    assert validation_curves(own, "source_pcl")["source: source_pcl (stage 1)"] == [[0.1, 0.2]]
     folds = [history(0.3), history(0.4)]
     runs = [shared[0]] + [{"method": method, "seed": 0, "source_folds": folds,
                            "history": {method: history(0.2)}} for method in ("met", "kim")]
