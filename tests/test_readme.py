@@ -21,10 +21,13 @@ def test_readme_python_examples_run(wikipedia_dir, tmp_path, capsys):
     assert 0.0 < figures["avg_map"] <= 1.0
     assert (tmp_path / "target.keras").is_file()
     # The out-of-fold example continues the first one.
-    assert out_of_fold.count("epochs=200") == 2
-    exec(compile(out_of_fold.replace("epochs=200", "epochs=2"), "README.md", "exec"), namespace)
+    # Fewer folds and epochs: the suite's time, not the example's behaviour.
+    assert out_of_fold.count("epochs=200") == 2 and out_of_fold.count("source_folds=5") == 1
+    out_of_fold = out_of_fold.replace("epochs=200", "epochs=2").replace("source_folds=5",
+                                                                        "source_folds=2")
+    exec(compile(out_of_fold, "README.md", "exec"), namespace)
     folds, train = namespace["folds"], namespace["data"].train
-    assert folds.image.shape == (train.num_pairs, 256) and len(folds.encoders) == 5
+    assert folds.image.shape == (train.num_pairs, 256) and len(folds.encoders) == 2
     assert len(namespace["transfer"].history.history["loss"]) <= 2
 
 
