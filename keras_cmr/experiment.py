@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from keras_cmr import losses
-from keras_cmr.datasets import stratified_folds
+from keras_cmr.datasets import CrossModalDataset, stratified_folds
 from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
 from keras_cmr.models import (CrossModalEncoder, DSCMRModel, PairwiseModel, SourceModel,
                               TransferModel)
@@ -144,9 +144,9 @@ class OutOfFoldSource:
     """Source embeddings of the training pairs, each from a source that never trained on it.
 
     `image` and `text` are row-aligned with the training split they were made for (whose
-    `split_fingerprint` they keep), whose pair i fell in fold `fold_ids[i]`; `encoders[k]` is the source that embedded fold k (it
-    trained on every other fold) and `folds[k]` its training history (epochs, validation
-    curve).
+    `split_fingerprint` they keep); its pair i fell in fold `fold_ids[i]`. `encoders[k]` is
+    the source that embedded fold k (it trained on every other fold) and `folds[k]` its
+    training history (epochs, validation curve).
     """
 
     image: np.ndarray
@@ -213,8 +213,6 @@ def out_of_fold_source(dataset, config, seed=0, callbacks=()):
 
 def _with_train(dataset, train):
     """`dataset` with another training split (same validation and test splits)."""
-    from keras_cmr.datasets import CrossModalDataset
-
     return CrossModalDataset(train=train, val=dataset.val, test=dataset.test,
                              num_classes=dataset.num_classes, class_names=dataset.class_names,
                              name=dataset.name, allow_unseen_classes=True)
