@@ -8,7 +8,8 @@ on a machine that has it checks the same thing):
                                       [--eval-sizes 10000,40000] [--precision float32]
                                       [--device gpu] [--torch-compile] [--json PATH]
 
-Training: the step of benchmarks/training.py (the same code, imported): frozen source forward +
+Training: the step of benchmarks/training.py (the same code, imported from its training_*.py
+modules): frozen source forward +
 target forward/backward + soft contrastive loss + Adam, towers 1024 -> 256 -> 1024, batch 300,
 for keras-cmr's `TransferModel.fit` on the jax backend (jit_compile="auto" -> jax.jit) and on the
 torch backend (jit_compile="auto" -> eager; Keras puts the variables on CUDA when torch sees a
@@ -39,7 +40,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import training  # noqa: E402  (benchmarks/training.py: workers, FLOPs, table)
+from training_environment import header  # noqa: E402  (benchmarks/training_*.py)
+from training_problem import (add_problem_arguments, check_problem_arguments,  # noqa: E402
+                              config, step_flops)
+from training_report import describe, format_table, summarize, target_lines  # noqa: E402
+from training_runner import run_all  # noqa: E402
 
 
 def gpu_lines():
@@ -103,26 +108,14 @@ def run_evaluation(sizes, repeats, log):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=320000)
-    ap.add_argument("--batch-size", type=int, default=300)
-    ap.add_argument("--epochs", type=int, default=2, help="timed epochs after 1 warm-up epoch")
-    ap.add_argument("--classes", type=int, default=200)
-    ap.add_argument("--dim", type=int, default=1024)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--embedding", type=int, default=1024)
-    ap.add_argument("--steps-per-execution", type=int, default=1)
-    ap.add_argument("--torch-compile", action="store_true",
-                    help="add keras-cmr[torch] with jit_compile=True (torch.compile)")
+    add_problem_arguments(ap, pairs=320000, epochs=2, timeout=300)
     ap.add_argument("--precision", choices=("float32", "tf32", "default"), default="float32")
     ap.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
                     help="cpu: hide the GPU (a quick test of the script anywhere)")
     ap.add_argument("--eval-sizes", default="10000,40000", help="'' to skip the evaluation")
     ap.add_argument("--eval-repeats", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=300, help="seconds per method")
-    ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    if args.pairs < args.batch_size or args.batch_size < 2 or args.epochs < 1:
-        ap.error("need batch_size >= 2, pairs >= batch_size and epochs >= 1")
+    check_problem_arguments(ap, args)
     args.fit_input, args.verbose = "pairbatches", 0
 
     start = time.perf_counter()
@@ -130,21 +123,21 @@ def main(argv=None):
     def log(message):
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", flush=True)
 
-    cfg = training.config(args, device=args.device)
+    cfg = config(args, device=args.device)
     cfg["block_tensorflow"] = True
     cfg["torch_tf32"] = args.precision == "tf32"
     env = {**device_env(args.device), **precision_env(args.precision)}
-    head = training.header(gpu_lines() + [f"device: {args.device}, precision: {args.precision} "
-                                          f"(env {precision_env(args.precision) or 'none'})"])
+    head = header(gpu_lines() + [f"device: {args.device}, precision: {args.precision} "
+                                 f"(env {precision_env(args.precision) or 'none'})"])
     for line in head:
         print(line, flush=True)
-    peak, matmul, records = training.run_all(args, cfg, rows(args, env), matmul_env=env, log=log)
-    training.summarize(records, cfg, peak)
+    peak, matmul, records = run_all(args, cfg, rows(args, env), matmul_env=env, log=log)
+    summarize(records, cfg, peak)
     sizes = [int(s) for s in args.eval_sizes.split(",") if s]
     evaluation = run_evaluation(sizes, args.eval_repeats, log) if sizes else []
 
     print()
-    print("\n".join(training.describe(cfg, peak, matmul)))
+    print("\n".join(describe(cfg, peak, matmul)))
     print("matmul peak: best of torch and jax matmuls at the step's shapes on the "
           f"{'GPU' if args.device == 'gpu' else 'CPU'} ({matmul.get('gpu', 'no GPU name')}, "
           f"tf32={matmul.get('torch_tf32', 'n/a')})")
@@ -158,9 +151,9 @@ def main(argv=None):
                 and "gpu" not in str(r.get("device", "")).lower():
             print(f"WARNING: {r['method']} did not run on the GPU")
     print()
-    print("\n".join(training.format_table(records)))
+    print("\n".join(format_table(records)))
     print()
-    print("\n".join(training.target_lines(records)) or "targets: torch-eager baseline failed")
+    print("\n".join(target_lines(records)) or "targets: torch-eager baseline failed")
     if evaluation:
         print()
         print("mAP@all image->text, 512-d, 10 classes: numpy on the CPU of this machine "
@@ -180,9 +173,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": head, "config": cfg, "precision": args.precision,
-                       "step_gflop": training.step_flops(cfg) / 1e9, "matmul": matmul,
+                       "step_gflop": step_flops(cfg) / 1e9, "matmul": matmul,
                        "matmul_peak_gflops": peak, "results": records,
-                       "targets": training.target_lines(records), "evaluation": evaluation,
+                       "targets": target_lines(records), "evaluation": evaluation,
                        "evaluation_note": "numpy on the CPU; keras-cmr has no GPU mAP path",
                        "total_s": total}, f, indent=2)
 
