@@ -6,12 +6,7 @@ import keras
 import numpy as np
 
 from keras_cmr.datasets.splits import stratum_labels
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
+from keras_cmr.utils.checks import check_positive_int
 
 
 def _feature_matrix(array, what):
@@ -105,8 +100,8 @@ class PairBatches(keras.utils.PyDataset):
             )
         self.balanced = classes_per_batch is not None
         if self.balanced:
-            self.classes_per_batch = _positive_int(classes_per_batch, "classes_per_batch")
-            self.pairs_per_class = _positive_int(pairs_per_class, "pairs_per_class")
+            self.classes_per_batch = check_positive_int(classes_per_batch, "classes_per_batch")
+            self.pairs_per_class = check_positive_int(pairs_per_class, "pairs_per_class")
             groups = stratum_labels(self.labels)
             self._class_members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
             if self.classes_per_batch > len(self._class_members):
@@ -122,7 +117,7 @@ class PairBatches(keras.utils.PyDataset):
                     "at least 2 pairs"
                 )
         else:
-            self.batch_size = _positive_int(batch_size, "batch_size")
+            self.batch_size = check_positive_int(batch_size, "batch_size")
             if self.drop_remainder and self.batch_size > self.num_pairs:
                 raise ValueError(
                     f"batch_size={self.batch_size} exceeds the {self.num_pairs} pairs, so "

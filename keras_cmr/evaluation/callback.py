@@ -65,7 +65,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         k_values=(1, 5, 10),
     ):
         super().__init__()
-        every_n_epochs = check_positive_int(every_n_epochs, "every_n_epochs")
+        every_n_epochs = check_positive_int(every_n_epochs, "`every_n_epochs`")
         metric_plan(metrics, top_k, k_values)  # bad metric names fail now, not after an epoch
         self.image = image
         self.text = text

@@ -70,7 +70,7 @@ def retrieval_metrics(
     """
     plan = metric_plan(metrics, top_k, k_values)
     if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
+        chunk_size = check_positive_int(chunk_size, "`chunk_size`")
     queries, query_labels = prepare_side(queries, query_labels, "queries", "query_labels")
     gallery, gallery_labels = prepare_side(gallery, gallery_labels, "gallery", "gallery_labels")
     check_dims(queries, gallery, "queries", "gallery")
@@ -129,7 +129,7 @@ def precision_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size
     Returns:
         float in [0, 1].
     """
-    k = check_positive_int(k, "k")
+    k = check_positive_int(k, "`k`")
     return retrieval_metrics(
         queries, query_labels, gallery, gallery_labels, (f"precision@{k}",), chunk_size=chunk_size
     )[f"precision@{k}"]
@@ -141,7 +141,7 @@ def recall_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=No
     Returns:
         float in [0, 1].
     """
-    k = check_positive_int(k, "k")
+    k = check_positive_int(k, "`k`")
     return retrieval_metrics(
         queries, query_labels, gallery, gallery_labels, (f"recall@{k}",), chunk_size=chunk_size
     )[f"recall@{k}"]
@@ -213,7 +213,7 @@ def evaluate_retrieval(
         raise ValueError("Pass `labels`, or both `image_labels` and `text_labels`.")
     plan = metric_plan(metrics, top_k, k_values)
     if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
+        chunk_size = check_positive_int(chunk_size, "`chunk_size`")
     image, image_labels = prepare_side(
         image_embeddings, image_labels, "image_embeddings", image_labels_name
     )

@@ -16,7 +16,7 @@ def metric_plan(metrics, top_k, k_values):
     if isinstance(metrics, str):
         metrics = (metrics,)
     if top_k is not None:
-        top_k = check_positive_int(top_k, "top_k")
+        top_k = check_positive_int(top_k, "`top_k`")
     plan = {}
     for metric in metrics:
         base, _, cutoff = str(metric).partition("@")
@@ -26,9 +26,9 @@ def metric_plan(metrics, top_k, k_values):
             plan[metric] = (metric, None)
         elif base in ("precision", "recall") and not cutoff:
             for k in k_values:
-                plan[f"{base}@{check_positive_int(k, 'k_values')}"] = (base, int(k))
+                plan[f"{base}@{check_positive_int(k, '`k_values`')}"] = (base, int(k))
         elif base in ("precision", "recall") and cutoff.isdigit():
-            plan[metric] = (base, check_positive_int(int(cutoff), "k"))
+            plan[metric] = (base, check_positive_int(int(cutoff), "`k`"))
         elif base == "precision_at_recall":
             plan[metric] = (base, recall_level(cutoff, metric))
         else:

@@ -43,8 +43,8 @@ def evaluate_index(index, queries, query_labels, gallery_labels, k=10, k_values=
     Returns:
         {"map@K": float, "precision@k": float, ..., "recall@k": float, ...}.
     """
-    k = check_positive_int(k, "k")
-    k_values = [check_positive_int(cutoff, "k_values") for cutoff in k_values]
+    k = check_positive_int(k, "`k`")
+    k_values = [check_positive_int(cutoff, "`k_values`") for cutoff in k_values]
     if any(cutoff > k for cutoff in k_values):
         raise ValueError(f"every cutoff in `k_values` must be at most k={k}, got {k_values}.")
     query_labels = prepare_labels(query_labels, "query_labels", len(queries), "queries")

@@ -88,7 +88,7 @@ class GalleryIndex:
         return unit_rows(rows) if self.metric == "cosine" else rows
 
     def _check_search(self, queries, k):
-        k = check_positive_int(k, "k")
+        k = check_positive_int(k, "`k`")
         if self.ntotal == 0:
             raise ValueError("the index is empty: add gallery embeddings before searching.")
         return self._prepared(check_rows(queries, "queries", self.dim), "queries"), k
@@ -152,7 +152,7 @@ class BruteForceIndex(GalleryIndex):
 
     def __init__(self, metric="cosine", gallery_chunk_rows=GALLERY_CHUNK_ROWS):
         super().__init__(metric)
-        self.gallery_chunk_rows = check_positive_int(gallery_chunk_rows, "gallery_chunk_rows")
+        self.gallery_chunk_rows = check_positive_int(gallery_chunk_rows, "`gallery_chunk_rows`")
         # (array, needs preparing, source): copies added in memory are checked and
         # normalised once, on add; `.npy` files left on disk chunk by chunk as they are read.
         self._parts = []

@@ -7,9 +7,13 @@ import numpy as np
 
 
 def check_positive_int(value, name):
-    """`value` as an int, or ValueError when it is not an integer >= 1 (bools refused)."""
+    """`value` as an int, or ValueError when it is not an integer >= 1 (bools refused).
+
+    `name` is written into the message as given: "`k`" for a function's argument, "batch_size"
+    where the surrounding messages name attributes without quotes.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     return int(value)
 
 
@@ -73,3 +77,12 @@ def check_labels(array, name):
                 f"{array[row].tolist()}; pass class indices as a 1-D array"
             )
     return array
+
+
+def check_num_classes(num_classes):
+    """`num_classes` as an int: TypeError unless an integer (bools refused), ValueError if < 1."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    return int(num_classes)
