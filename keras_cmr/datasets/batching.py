@@ -1,12 +1,10 @@
 """Batches of pairs for `model.fit`, in pure numpy (no tf.data), so every backend can use them."""
 
-import numbers
-
 import keras
 import numpy as np
 
 from keras_cmr.datasets.splits import stratum_labels
-from keras_cmr.utils.checks import check_positive_int
+from keras_cmr.utils.checks import check_positive_int, check_seed
 
 
 def _feature_matrix(array, what):
@@ -83,11 +81,7 @@ class PairBatches(keras.utils.PyDataset):
         self.num_pairs = counts[0]
         if self.num_pairs < 1:
             raise ValueError("PairBatches needs at least one pair")
-        self.seed = int(np.random.SeedSequence().entropy) if seed is None else seed
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or (
-            self.seed < 0
-        ):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(np.random.SeedSequence().entropy) if seed is None else check_seed(seed)
         self.shuffle = bool(shuffle)
         self.drop_remainder = bool(drop_remainder)
         self.epoch = 0

@@ -10,12 +10,14 @@ from keras_cmr.utils.arrays import l2_normalize, unit_rows
 from keras_cmr.utils.checks import (
     check_finite_rows,
     check_labels,
+    check_num_classes,
     check_positive_int,
     check_real,
+    check_seed,
     to_numpy,
 )
 from keras_cmr.utils.files import atomic_directory, atomic_path, read_json_object
 
 __all__ = ["atomic_directory", "atomic_path", "check_finite_rows", "check_labels",
-           "check_positive_int", "check_real", "l2_normalize", "read_json_object", "to_numpy",
-           "unit_rows"]
+           "check_num_classes", "check_positive_int", "check_real", "check_seed", "l2_normalize",
+           "read_json_object", "to_numpy", "unit_rows"]

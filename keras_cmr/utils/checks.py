@@ -17,6 +17,13 @@ def check_positive_int(value, name):
     return int(value)
 
 
+def check_seed(seed):
+    """`seed` as an int, or ValueError unless it is an integer >= 0 (bools refused)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def to_numpy(x, name):
     """`x` as a numpy array (tensors converted), or ValueError naming `name` (e.g. ragged lists)."""
     if isinstance(x, np.ndarray):
