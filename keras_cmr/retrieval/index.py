@@ -5,14 +5,14 @@ The indexes are defined in `keras_cmr.retrieval.search` (what is searched, and h
 saved folder. `from keras_cmr.retrieval.index import BruteForceIndex, ...` keeps working.
 """
 
-from keras_cmr.retrieval.search import BruteForceIndex, FaissIndex, GalleryIndex
+from keras_cmr.retrieval.search import METRICS, BruteForceIndex, FaissIndex, GalleryIndex
 from keras_cmr.retrieval.storage import FORMAT_VERSION, NpyRows, read_index_folder
 
 # kind (as saved in index.json) -> index class; a new kind of index registers itself here.
 INDEX_CLASSES = {cls.kind: cls for cls in (BruteForceIndex, FaissIndex)}
 
 __all__ = ["BruteForceIndex", "FORMAT_VERSION", "FaissIndex", "GalleryIndex", "INDEX_CLASSES",
-           "NpyRows", "load_index"]
+           "METRICS", "NpyRows", "load_index"]
 
 
 def load_index(directory, on_disk=True):
