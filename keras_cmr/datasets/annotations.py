@@ -160,4 +160,5 @@ def check_row(fields, folder, num_classes, origin):
             problems.append(f"label {label} is outside [0, {num_classes}) (num_classes)")
     if split not in SPLIT_ORDER:
         problems.append(f"split {split!r} is not one of {', '.join(SPLIT_ORDER)}")
-    return AnnotationRow(full_path, caption, tuple(labels), fields["is_multi"], split, origin), problems
+    row = AnnotationRow(full_path, caption, tuple(labels), fields["is_multi"], split, origin)
+    return row, problems
