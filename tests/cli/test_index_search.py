@@ -28,8 +28,9 @@ def make_encoder(path, image_dim=IMAGE_DIM, text_dim=TEXT_DIM, seed=0):
 @pytest.fixture
 def data(tmp_path, rng):
     def split(rows, name):
-        return CrossModalSplit(rng.normal(size=(rows, IMAGE_DIM)), rng.normal(size=(rows, TEXT_DIM)),
-                               rng.integers(0, 3, size=rows), name=name)
+        return CrossModalSplit(rng.normal(size=(rows, IMAGE_DIM)),
+                               rng.normal(size=(rows, TEXT_DIM)), rng.integers(0, 3, size=rows),
+                               name=name)
 
     path = tmp_path / "pairs.npz"
     save_npz(CrossModalDataset(train=split(12, "train"), test=split(25, "test"), num_classes=3,
