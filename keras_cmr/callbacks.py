@@ -68,35 +68,24 @@ class ReproducibleEpochs(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Raises `TrainingFailure` as soon as the training loss is NaN or infinite.
+    """Raises `TrainingFailure` at the end of the first epoch whose training loss is NaN or inf.
 
-    Checked after every batch (the running loss Keras reports) and at every epoch's end; the
-    message names the epoch (counted from 1, as Keras prints it) and the batch, and suggests a
-    lower learning rate. Unlike `keras.callbacks.TerminateOnNaN`, which only stops `fit`
-    quietly, the error reaches the caller, so no diverged model is saved as a result.
+    The epoch's loss is the mean over its batches, so one non-finite batch makes it non-finite.
+    The message names the epoch (counted from 1, as Keras prints it) and suggests a lower
+    learning rate. Unlike `keras.callbacks.TerminateOnNaN`, which only stops `fit` quietly, the
+    error reaches the caller, so no diverged model is saved as a result. It checks per epoch,
+    not per batch: a batch hook would make Keras dispatch every training step synchronously.
     """
 
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._check(logs, f"batch {batch + 1} of epoch {self.epoch + 1}")
-
     def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, f"epoch {epoch + 1}")
-
-    def _check(self, logs, where):
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
         self.model.stop_training = True
         raise TrainingFailure(
-            f"training diverged: the loss became {float(loss)} in {where}{self._rate()}; "
-            "try a lower learning rate (e.g. ten times lower). No model was saved.")
+            f"training diverged: the loss became {float(loss)} in epoch {epoch + 1}"
+            f"{self._rate()}; try a lower learning rate (e.g. ten times lower). No model was "
+            "saved.")
 
     def _rate(self):
         rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
