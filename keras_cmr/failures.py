@@ -14,8 +14,9 @@ import numpy as np
 # row count as one point: our choice, far below the spread of any trained model's embeddings
 # and above float32 rounding of a constant output.
 COLLAPSE_ATOL = 1e-5
-# How far above the chance level validation avg mAP must be: our choice, about five standard
-# deviations of a random ranking's mAP over a few hundred queries.
+# How far above the chance level validation avg mAP must be: our choice, 4 to 6 standard
+# deviations of the avg mAP of random rankings on a 10-class validation split (measured by
+# simulation: std 0.0024 with 145 pairs, the digits' split; 0.0016 with 217, Wikipedia's).
 CHANCE_MARGIN = 0.01
 # Queries whose relevant counts are computed at a time (multi-hot labels).
 _QUERY_CHUNK = 1024
