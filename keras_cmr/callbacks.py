@@ -1,9 +1,17 @@
-"""Training callbacks: epochs whose randomness depends on (seed, epoch) only, for resuming."""
+"""Training callbacks: reproducible epochs for resuming, and failures that stop training.
 
+`ReproducibleEpochs` makes each epoch's randomness a function of (seed, epoch);
+`StopOnNonFiniteLoss` and `StopOnCollapse` raise `keras_cmr.failures.TrainingFailure` so a
+diverged or collapsed run ends with an error instead of a saved model.
+"""
+
+import math
 import numbers
 
 import keras
 import numpy as np
+
+from keras_cmr.failures import TrainingFailure, check_not_collapsed
 
 
 class ReproducibleEpochs(keras.callbacks.Callback):
@@ -57,6 +65,58 @@ class ReproducibleEpochs(keras.callbacks.Callback):
         states = draws[1:]
         for generator, state in zip(generators, states):
             generator.state.assign(keras.ops.cast(state, generator.state.dtype))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises `TrainingFailure` at the end of the first epoch whose training loss is NaN or inf.
+
+    The epoch's loss is the mean over its batches, so one non-finite batch makes it non-finite.
+    The message names the epoch (counted from 1, as Keras prints it) and suggests a lower
+    learning rate. Unlike `keras.callbacks.TerminateOnNaN`, which only stops `fit` quietly, the
+    error reaches the caller, so no diverged model is saved as a result. It checks per epoch,
+    not per batch: a batch hook would make Keras dispatch every training step synchronously.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        self.model.stop_training = True
+        raise TrainingFailure(
+            f"training diverged: the loss became {float(loss)} in epoch {epoch + 1}"
+            f"{self._rate()}; try a lower learning rate (e.g. ten times lower). No model was "
+            "saved.")
+
+    def _rate(self):
+        rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+        try:
+            return f" (learning rate {float(keras.ops.convert_to_numpy(rate)):g})"
+        except (TypeError, ValueError):  # a schedule, or no optimizer: leave it out
+            return ""
+
+
+class StopOnCollapse(keras.callbacks.Callback):
+    """At the end of training, raises `TrainingFailure` if the model's embeddings collapsed.
+
+    Runs `keras_cmr.failures.check_not_collapsed` on `split` (the validation split) with the
+    model's final weights; put it after `keras.callbacks.EarlyStopping(restore_best_weights=
+    True)` in the callback list so it checks the weights that will be kept. The figures of a
+    passing check are in `self.result`.
+
+    Args:
+        split: a `CrossModalSplit`, normally the validation split.
+        margin, atol: as in `check_not_collapsed`.
+    """
+
+    def __init__(self, split, margin=None, atol=None):
+        super().__init__()
+        self.split = split
+        self.options = {key: value for key, value in (("margin", margin), ("atol", atol))
+                        if value is not None}
+        self.result = None
+
+    def on_train_end(self, logs=None):
+        self.result = check_not_collapsed(self.model, self.split, **self.options)
 
 
 def _seed_generators(model):

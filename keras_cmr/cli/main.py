@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 
 def build_parser():
-    from keras_cmr.cli import compare, evaluate, extract, plot, train
+    from keras_cmr.cli import compare, evaluate, extract, index, plot, search, train
 
     parser = argparse.ArgumentParser(
         prog="keras-cmr", description=__doc__.splitlines()[0],
@@ -25,7 +25,7 @@ def build_parser():
         epilog="\n".join(__doc__.splitlines()[2:]),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, evaluate, compare, plot, extract):
+    for module in (train, evaluate, compare, plot, extract, index, search):
         module.add_parser(commands)
     return parser
 
