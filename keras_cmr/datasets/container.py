@@ -314,16 +314,8 @@ class CrossModalDataset:
                                 self.train.take(val_indices, name="val"))
 
     def with_splits(self, train, val=None, test=None):
-        """A data set with other splits and the same classes, name and recorded transformations.
-
-        Args:
-            train: the new training `CrossModalSplit`.
-            val: the new validation split, or None for none.
-            test: the new test split; None keeps this data set's test split.
-
-        Returns:
-            A new `CrossModalDataset` carrying `label_noise` and `preprocessing` over.
-        """
+        """A new data set with these splits (test None: this one's) and the same classes, name,
+        `label_noise` and `preprocessing`; `train`, `val` (or None) are `CrossModalSplit`s."""
         derived = CrossModalDataset(
             train=train,
             val=val,
