@@ -8,10 +8,11 @@ Definitions (used by `CrossModalDataset.with_label_noise`):
 - **symmetric**: a flipped label goes to one of the other `C - 1` classes, uniformly.
 - **asymmetric** ("pair flip"): a flipped label of class `c` goes to the fixed class
   `(c + 1) mod C`. This is the pair-flip transition matrix of Han et al., "Co-teaching: Robust
-  training of deep neural networks with extremely noisy labels" (NeurIPS 2018); it models a
-  confusable neighbour. On data sets whose class order carries no meaning (Wikipedia's
-  categories) the neighbour is arbitrary, so the kind tests structured, class-dependent noise,
-  not a semantically confusable one.
+  training of deep neural networks with extremely noisy labels" (NeurIPS 2018), not the
+  hand-picked similar-class pairs of Patrini et al. (CVPR 2017), which need meaningful class
+  names. On data sets whose class order carries no meaning (Wikipedia's categories) the
+  "confusable" neighbour is arbitrary: the kind tests structured, class-dependent noise, not
+  a semantically confusable one.
 
 Only single-label (1-D class index) labels are supported: flipping one class of a multi-hot
 row has no agreed definition, so multi-hot labels are refused with a clear error.
