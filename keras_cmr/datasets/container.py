@@ -129,6 +129,11 @@ class CrossModalDataset:
             `allow_unseen_classes`) a val / test pair has a class that no training pair has.
     """
 
+    # What was done to the data after loading (None: nothing); carried by every derived data
+    # set so that results can record it. See `with_label_noise` and `preprocessed`.
+    label_noise = None
+    preprocessing = None
+
     def __init__(self, train, test, num_classes=None, val=None, class_names=None, name="",
                  allow_unseen_classes=False):
         self.name = str(name)
@@ -265,15 +270,68 @@ class CrossModalDataset:
         if self.val is not None:
             return self
         train_indices, val_indices = carve_validation(self.train.labels, fraction, seed)
-        return CrossModalDataset(
-            train=self.train.take(train_indices, name="train"),
-            val=self.train.take(val_indices, name="val"),
-            test=self.test,
+        return self.with_splits(self.train.take(train_indices, name="train"),
+                                self.train.take(val_indices, name="val"))
+
+    def with_splits(self, train, val=None, test=None):
+        """A new data set with these splits (test None: this one's) and the same classes, name,
+        `label_noise` and `preprocessing`; `train`, `val` (or None) are `CrossModalSplit`s."""
+        derived = CrossModalDataset(
+            train=train,
+            val=val,
+            test=self.test if test is None else test,
             num_classes=self.num_classes,
             class_names=self.class_names,
             name=self.name,
             allow_unseen_classes=self.allow_unseen_classes,
         )
+        derived.label_noise, derived.preprocessing = self.label_noise, self.preprocessing
+        return derived
+
+    def with_label_noise(self, rate, seed=0, kind="symmetric"):
+        """Return a data set whose training labels carry seeded label noise; test stays clean.
+
+        The labelled pool is train followed by val (when carved): exactly
+        `round(rate * pool size)` of its pairs get a different class, as defined in
+        `keras_cmr.datasets.noise` ("symmetric": uniform over the other classes;
+        "asymmetric": class c -> (c + 1) mod C). Order matters: noise then `with_validation`
+        carves validation out of the noisy train (stratified by the noisy labels, the labels
+        one would have); `with_validation` then noise flips the pooled train and val pairs.
+        Either way validation is as noisy as train and the test split is untouched. The
+        result's `label_noise` records `{"rate", "kind", "seed", "flipped", "pairs"}`.
+
+        Args:
+            rate: fraction of the pool's pairs whose label is changed, in [0, 1].
+            seed: integer seed of the noise.
+            kind: "symmetric" or "asymmetric".
+
+        Raises:
+            ValueError: on multi-hot labels, a rate outside [0, 1], an unknown kind, or a data
+                set that already has label noise.
+            TypeError: if `seed` is not an integer.
+        """
+        from keras_cmr.datasets.noise import add_label_noise
+
+        return add_label_noise(self, rate, seed, kind)
+
+    def preprocessed(self, image=(), text=()):
+        """Return a data set whose features went through per-modality transforms.
+
+        Each transform is fitted on the training split only and applied to every split; see
+        `keras_cmr.datasets.preprocessing` for the steps ("standardize", "l2", "hellinger",
+        "pca_whiten"). Carve validation first: fitting before `with_validation` would fit on
+        the pairs that become validation. The result's `preprocessing` records the steps.
+
+        Args:
+            image: sequence of step names applied in order to the image features.
+            text: sequence of step names applied in order to the text features.
+
+        Raises:
+            ValueError: on an unknown step or a data set already preprocessed.
+        """
+        from keras_cmr.datasets.preprocessing import preprocess_dataset
+
+        return preprocess_dataset(self, image=image, text=text)
 
     def summary(self):
         """A short multi-line description: name, dims, pairs per split, classes."""

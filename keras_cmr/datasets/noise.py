@@ -1,0 +1,110 @@
+"""Seeded label noise on training labels (pure numpy, identical on every Keras backend).
+
+Definitions (used by `CrossModalDataset.with_label_noise`):
+
+- **rate**: the fraction of the labelled pairs whose label is changed to a *different* class.
+  Exactly `round(rate * n)` of the `n` pairs are flipped (rounded half up, as
+  `carve_validation` rounds), chosen uniformly without replacement.
+- **symmetric**: a flipped label goes to one of the other `C - 1` classes, uniformly.
+- **asymmetric** ("pair flip"): a flipped label of class `c` goes to the fixed class
+  `(c + 1) mod C`. This is the pair-flip transition matrix of Han et al., "Co-teaching: Robust
+  training of deep neural networks with extremely noisy labels" (NeurIPS 2018), not the
+  hand-picked similar-class pairs of Patrini et al. (CVPR 2017), which need meaningful class
+  names. On data sets whose class order carries no meaning (Wikipedia's categories) the
+  "confusable" neighbour is arbitrary: the kind tests structured, class-dependent noise, not
+  a semantically confusable one.
+
+Only single-label (1-D class index) labels are supported: flipping one class of a multi-hot
+row has no agreed definition, so multi-hot labels are refused with a clear error.
+"""
+
+import numbers
+
+import numpy as np
+
+NOISE_KINDS = ("symmetric", "asymmetric")
+
+
+def check_noise_arguments(rate, kind, seed):
+    """Raise a clear error unless `rate` is in [0, 1], `kind` known and `seed` an integer."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"label noise rate must be a number in [0, 1] (the fraction of "
+                         f"training pairs whose label is changed), got {rate!r}")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"label noise kind must be one of {NOISE_KINDS}, got {kind!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"label noise seed must be an integer, got {seed!r}")
+
+
+def flip_count(num_labels, rate):
+    """`round(rate * num_labels)`, rounded half up: the exact number of labels flipped."""
+    return int(np.floor(rate * num_labels + 0.5))
+
+
+def flip_labels(labels, num_classes, rate, seed, kind="symmetric"):
+    """Return a copy of `labels` with exactly `flip_count(len(labels), rate)` labels changed.
+
+    Args:
+        labels: 1-D integer class indices in `[0, num_classes)`.
+        num_classes: number of classes `C`, at least 2.
+        rate: fraction of labels changed, in [0, 1].
+        seed: seed for `np.random.default_rng`; the rows and new classes depend only on it,
+            the labels and the arguments.
+        kind: "symmetric" (uniform over the other classes) or "asymmetric" (`c -> (c+1) mod C`).
+
+    Returns:
+        `(noisy_labels, flipped_rows)`: an int64 copy of `labels` and the sorted indices of the
+        rows whose label changed.
+
+    Raises:
+        ValueError: on multi-hot (2-D) labels, fewer than 2 classes, a label outside
+            `[0, num_classes)`, a rate outside [0, 1] or an unknown kind.
+        TypeError: if `seed` is not an integer.
+    """
+    check_noise_arguments(rate, kind, seed)
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"label noise is defined for 1-D class indices only; got labels of "
+                         f"shape {labels.shape} (multi-hot labels have no single class to flip)")
+    if num_classes < 2:
+        raise ValueError(f"label noise needs at least 2 classes to flip between, got "
+                         f"num_classes={num_classes}")
+    labels = labels.astype(np.int64)
+    outside = (labels < 0) | (labels >= num_classes)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"row {row} has label {labels[row]}, outside [0, {num_classes})")
+    rng = np.random.default_rng(seed)
+    flipped = np.sort(rng.choice(len(labels), size=flip_count(len(labels), rate),
+                                 replace=False)).astype(np.int64)
+    if kind == "symmetric":
+        # An offset in [1, C) moves each flipped label to a different class, uniformly.
+        offsets = rng.integers(1, num_classes, size=len(flipped))
+    else:
+        offsets = np.ones(len(flipped), dtype=np.int64)
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + offsets) % num_classes
+    return noisy, flipped
+
+
+def add_label_noise(dataset, rate, seed=0, kind="symmetric"):
+    """`CrossModalDataset.with_label_noise`: noise on the pool train + val, test untouched."""
+    from keras_cmr.datasets.container import CrossModalSplit
+
+    check_noise_arguments(rate, kind, seed)
+    if dataset.label_noise is not None:
+        raise ValueError(f"this data set already has label noise {dataset.label_noise}; "
+                         "apply label noise once, to the clean data set")
+    if dataset.is_multilabel:
+        raise ValueError("label noise is defined for single-label data sets only; this one "
+                         "has multi-hot labels (no single class to flip)")
+    pool = [split for split in (dataset.train, dataset.val) if split is not None]
+    noisy, flipped = flip_labels(np.concatenate([split.labels for split in pool]),
+                                 dataset.num_classes, rate, seed, kind)
+    ends = np.cumsum([split.num_pairs for split in pool])[:-1]
+    noisy_splits = [CrossModalSplit(split.image, split.text, labels, name=split.name)
+                    for split, labels in zip(pool, np.split(noisy, ends))]
+    derived = dataset.with_splits(*noisy_splits)
+    derived.label_noise = {"rate": float(rate), "kind": kind, "seed": int(seed),
+                           "flipped": int(len(flipped)), "pairs": int(len(noisy))}
+    return derived
