@@ -1,0 +1,120 @@
+"""Label-noise study: every method at each noise rate, paired over seeds (issue 15).
+
+    KERAS_BACKEND=jax python experiments/noise_study.py --config experiments/wikipedia.json \
+        --rates 0.4,0.0 --seeds 10 --methods met,control,kim,naive_sum,contrastive \
+        --json experiments/results/noise_wikipedia_jax.json
+
+For each rate and seed s the training labels get `with_label_noise(rate, seed=s)` (the
+validation split is carved from the noisy training pairs; the test split stays clean), then every
+method trains under the experiment file's protocol with seed s; transfer methods share the seed's
+source (out-of-fold with `source_folds` > 1). Runs already in the JSON file are skipped, so a
+killed study continues where it stopped; the file is rewritten atomically after every run.
+`--report` prints, per rate, the mean test average mAP of each method and MET's paired
+differences to each rival (95% paired t interval).
+"""
+
+import argparse
+import os
+import sys
+
+from keras_cmr.utils.files import atomic_path, read_json_object
+
+EXPERIMENT_KEYS = ("data", "methods", "seeds")
+
+
+def load_runs(path):
+    return read_json_object(path, "--json")["runs"] if os.path.exists(path) else []
+
+
+def save_runs(path, runs, meta):
+    import json
+
+    with atomic_path(path) as temporary:
+        with open(temporary, "w") as stream:
+            json.dump({**meta, "runs": runs}, stream, indent=1)
+
+
+def run_study(args):
+    from keras_cmr.datasets import load_dataset
+    from keras_cmr.experiment import (TRANSFER_METHODS, TrainingConfig, out_of_fold_source,
+                                      run_method)
+
+    experiment = read_json_object(args.config, "--config")
+    fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
+    config = TrainingConfig(**{**fields, "verbose": 0})
+    base = load_dataset(experiment["data"])
+    methods = args.methods.split(",")
+    runs = load_runs(args.json)
+    done = {(r["label_noise"]["rate"], r["seed"], r["method"]) for r in runs}
+    meta = {"config": fields, "data": experiment["data"], "methods": methods,
+            "label_noise_kind": args.kind}
+    for rate in [float(r) for r in args.rates.split(",")]:
+        for seed in range(args.seeds):
+            todo = [m for m in methods if (rate, seed, m) not in done]
+            if not todo:
+                continue
+            dataset = base.with_label_noise(rate, seed=seed, kind=args.kind) if rate else base
+            source = None
+            if any(m in TRANSFER_METHODS for m in todo) and config.source_folds > 1:
+                source = out_of_fold_source(
+                    dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
+            for method in todo:
+                model, result = run_method(
+                    method, dataset, config, seed=seed,
+                    source=source if method in TRANSFER_METHODS else None)
+                if method in TRANSFER_METHODS and source is None:
+                    source = model.source
+                result.pop("test_curves", None)
+                result["label_noise"] = {"rate": rate, "kind": args.kind}
+                runs.append(result)
+                save_runs(args.json, runs, meta)
+                print(f"rate {rate} seed {seed} {method:<12} test avg "
+                      f"{result['test']['avg_map']:.4f} val {result['best_val_avg_map']:.4f} "
+                      f"({result['seconds']:.0f} s)", flush=True)
+
+
+def report(path, reference="met"):
+    import numpy as np
+
+    from keras_cmr.statistics import paired_difference
+
+    runs = load_runs(path)
+    for rate in sorted({r["label_noise"]["rate"] for r in runs}):
+        at_rate = [r for r in runs if r["label_noise"]["rate"] == rate]
+        scores = {}
+        for r in at_rate:
+            scores.setdefault(r["method"], {})[r["seed"]] = r["test"]["avg_map"]
+        print(f"\nnoise rate {rate}: test avg mAP@all (mean ± std over seeds)\n")
+        print("| method | seeds | test avg mAP | MET − method (95% paired t) | verdict |")
+        print("|---|---|---|---|---|")
+        for method, by_seed in scores.items():
+            values = np.array(list(by_seed.values()))
+            line = f"| `{method}` | {len(values)} | {values.mean():.4f} ± {values.std(ddof=1):.4f} |"
+            seeds = sorted(set(by_seed) & set(scores.get(reference, {})))
+            if method != reference and len(seeds) >= 2:
+                diff = paired_difference([scores[reference][s] for s in seeds],
+                                         [by_seed[s] for s in seeds])
+                low, high = diff["interval"]
+                line += f" {diff['mean']:+.4f} [{low:+.4f}, {high:+.4f}] | {diff['verdict']} |"
+            else:
+                line += " | |"
+            print(line)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="experiments/wikipedia.json")
+    parser.add_argument("--rates", default="0.4,0.0")
+    parser.add_argument("--kind", default="symmetric", choices=("symmetric", "asymmetric"))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--methods", default="met,control,kim,naive_sum,contrastive")
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--report", action="store_true", help="print the tables only")
+    args = parser.parse_args(argv)
+    if not args.report:
+        run_study(args)
+    report(args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
