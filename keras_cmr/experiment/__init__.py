@@ -114,34 +114,32 @@ def compare(methods_to_run, dataset, config, seeds, log=print):
     return results
 
 
-def _registry_view(name):
-    """The registry-derived tables this module exported before the registry existed."""
-    registered = [methods.get(method) for method in methods.available()]
-    if name == "METHODS":
-        return tuple(method.name for method in registered)
-    if name == "METHOD_DESCRIPTIONS":
-        return {method.name: method.description for method in registered}
-    if name == "TRANSFER_METHODS":
-        return tuple(method.name for method in registered if method.needs_source)
-    return tuple(methods.sources())
+# Live views of the registry under the names this module exported before it existed, so a
+# method registered later appears in them too.
+_REGISTRY_VIEWS = {
+    "METHODS": lambda: tuple(methods.available()),
+    "METHOD_DESCRIPTIONS": lambda: {name: methods.get(name).description
+                                    for name in methods.available()},
+    "TRANSFER_METHODS": lambda: tuple(name for name in methods.available()
+                                      if methods.get(name).needs_source),
+    "SOURCE_METHODS": lambda: tuple(methods.sources()),
+}
+_DEPRECATED = {
+    "PAIR_LOSSES": lambda: methods.pair_wise.loss_classes(),
+    "SOURCE_HEADS": lambda: dict(methods.class_wise.SOURCE_HEADS),
+}
 
 
 def __getattr__(name):
-    # Live views of the registry, so a method registered later appears in them too.
-    if name in ("METHODS", "METHOD_DESCRIPTIONS", "TRANSFER_METHODS", "SOURCE_METHODS"):
-        return _registry_view(name)
-    if name in ("PAIR_LOSSES", "SOURCE_HEADS"):
+    if name in _REGISTRY_VIEWS:
+        return _REGISTRY_VIEWS[name]()
+    if name in _DEPRECATED:
         warnings.warn(f"keras_cmr.experiment.{name} is deprecated and will be removed in the "
                       "next release: each method's build function (keras_cmr.methods) now "
                       "chooses its loss or head.", DeprecationWarning, stacklevel=2)
         return _DEPRECATED[name]()
     raise AttributeError(f"module 'keras_cmr.experiment' has no attribute {name!r}")
 
-
-_DEPRECATED = {
-    "PAIR_LOSSES": lambda: methods.pair_wise.loss_classes(),
-    "SOURCE_HEADS": lambda: dict(methods.class_wise.SOURCE_HEADS),
-}
 
 __all__ = ["OutOfFoldSource", "SourceProvider", "TrainedSource", "TrainingConfig",
            "as_source", "build_model", "compare", "fit_selected", "format_table",
