@@ -69,16 +69,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_cmr import saving
-    from keras_cmr.cli.options import read_experiment_file
+    from keras_cmr import methods, saving
+    from keras_cmr.cli.options import read_json_object
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import TrainingConfig, out_of_fold_source, run_method
+    from keras_cmr.experiment import TrainingConfig, make_source, run_method
 
-    experiment = read_experiment_file(args.config)
+    experiment = read_json_object(args.config, "--config")
     seeds = args.seeds or experiment.get("seeds", 5)
-    fields = {key: value for key, value in experiment.items()
-              if key not in ("data", "methods", "seeds")}
-    base = TrainingConfig(**{**fields, "verbose": 0})
+    base = TrainingConfig.from_experiment(experiment, args.config, verbose=0)
     dataset = load_dataset(experiment["data"])
     met, control = base.soft_contrastive, base.control_options()
     rows = variants(met, control, base.source_folds)
@@ -88,14 +86,12 @@ def main(argv=None):
         for name, method, options, folds in rows:
             config = dataclasses.replace(base, soft_contrastive=options,
                                          control_soft_contrastive=options, source_folds=folds)
-            if method == "met" and folds not in sources:
-                sources[folds] = (run_method(base.source_method, dataset, config, seed=seed)[0]
-                                  if folds == 1 else out_of_fold_source(
-                                      dataset.with_validation(config.validation_fraction, seed),
-                                      config, seed))
+            needs_source = methods.get(method).needs_source
+            if needs_source and folds not in sources:
+                sources[folds] = make_source(dataset, config, seed)
             start = time.perf_counter()
             _, result = run_method(method, dataset, config, seed=seed,
-                                   source=sources[folds] if method == "met" else None)
+                                   source=sources[folds] if needs_source else None)
             runs.append({"variant": name, "method": method, "options": options,
                          "source_folds": folds, "seed": seed,
                          "val_avg_map": result["best_val_avg_map"],

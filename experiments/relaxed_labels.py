@@ -84,14 +84,12 @@ def main(argv=None):
     parser.add_argument("--json", required=True, help="where to write the statistics")
     args = parser.parse_args(argv)
     from keras_cmr import saving
-    from keras_cmr.cli.options import read_experiment_file
+    from keras_cmr.cli.options import read_json_object
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import TrainingConfig, out_of_fold_source, run_method
 
-    experiment = read_experiment_file(args.config)
-    fields = {key: value for key, value in experiment.items()
-              if key not in ("data", "methods", "seeds")}
-    config = TrainingConfig(**{**fields, "verbose": 0, "source_folds": 1})
+    experiment = read_json_object(args.config, "--config")
+    config = TrainingConfig.from_experiment(experiment, args.config, verbose=0, source_folds=1)
     dataset = load_dataset(experiment["data"]).with_validation(config.validation_fraction,
                                                                seed=args.seed)
     train, val = dataset.train, dataset.val

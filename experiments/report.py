@@ -23,7 +23,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="compare --json files")
     args = parser.parse_args(argv)
-    from keras_cmr.experiment import METHOD_DESCRIPTIONS
+    from keras_cmr import methods
 
     for path in args.results:
         with open(path) as stream:
@@ -34,7 +34,7 @@ def main(argv=None):
         print("|---|---|---|---|---|---|")
         for method in content["methods"]:
             row = table[method]
-            print(f"| `{method}` | {METHOD_DESCRIPTIONS[method]} | {cell(row, 'i2t_map')} | "
+            print(f"| `{method}` | {methods.get(method).description} | {cell(row, 'i2t_map')} | "
                   f"{cell(row, 't2i_map')} | **{cell(row, 'avg_map')}** | "
                   f"{row['best_val_avg_map']:.4f} |")
         if "met" not in table:

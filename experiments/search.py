@@ -89,21 +89,21 @@ class Search:
     def source(self, config, seed):
         """(trained source model, its run result) of `seed`; with source_folds > 1,
         (out-of-fold embeddings, None)."""
-        from keras_cmr.experiment import out_of_fold_source, run_method
+        from keras_cmr.experiment import make_source, run_method
 
         key = (config.learning_rate, config.hidden_dims, config.source_method, config.scale,
                config.source_folds, seed)
         if key not in self.sources:
             if config.source_folds > 1:
-                split = self.dataset.with_validation(config.validation_fraction, seed=seed)
-                self.sources[key] = out_of_fold_source(split, config, seed), None
+                self.sources[key] = make_source(self.dataset, config, seed), None
             else:
                 self.sources[key] = run_method(config.source_method, self.dataset, config,
                                                seed=seed)
         return self.sources[key]
 
     def trial(self, stage, method, config, **described):
-        from keras_cmr.experiment import TRANSFER_METHODS, run_method
+        from keras_cmr import methods
+        from keras_cmr.experiment import run_method
 
         previous = self.done.get(self.key({"stage": stage, "method": method, **described}))
         if previous is not None:
@@ -115,7 +115,8 @@ class Search:
             if method == config.source_method:
                 _, result = self.source(config, seed)
             else:
-                source = (self.source(config, seed)[0] if method in TRANSFER_METHODS else None)
+                source = (self.source(config, seed)[0] if methods.get(method).needs_source
+                          else None)
                 _, result = run_method(method, self.dataset, config, seed=seed, source=source)
             values.append(result["best_val_avg_map"])
             epochs.append(result["epochs"])

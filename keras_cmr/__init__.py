@@ -2,12 +2,38 @@
 
 Importing the package registers every layer, loss and model with Keras' serialization, so
 `keras.saving.load_model("model.keras")` works after a plain `import keras_cmr`.
+
+The one exception: with the environment variable `KERAS_CMR_LAZY_IMPORT=1` set at the first
+import, the subpackages load on first use (`keras_cmr.models` etc.) or on `import_all()`,
+and nothing is registered before that. The `keras-cmr` command sets it for its own import
+only, so that `keras-cmr --help` imports no deep-learning framework.
 """
 
-from keras_cmr import (callbacks, datasets, encoders, evaluation, layers, losses, models,
-                       retrieval, saving)
+import importlib
+import os
 
 __version__ = "0.1.0"
 
-__all__ = ["callbacks", "datasets", "encoders", "evaluation", "layers", "losses", "models",
-           "retrieval", "saving", "__version__"]
+_SUBPACKAGES = ("callbacks", "config", "datasets", "encoders", "evaluation", "layers", "losses",
+                "methods", "models", "retrieval", "saving")
+LAZY_IMPORT_VARIABLE = "KERAS_CMR_LAZY_IMPORT"
+
+
+def import_all():
+    """Imports every subpackage, registering its classes with Keras' serialization."""
+    for name in _SUBPACKAGES:
+        importlib.import_module(f"keras_cmr.{name}")
+
+
+if os.environ.get(LAZY_IMPORT_VARIABLE) != "1":
+    import_all()
+
+
+def __getattr__(name):
+    # Reached only in the lazy mode (an imported subpackage is an attribute already).
+    if name in _SUBPACKAGES or name == "experiment":
+        return importlib.import_module(f"keras_cmr.{name}")
+    raise AttributeError(f"module 'keras_cmr' has no attribute {name!r}")
+
+
+__all__ = [*_SUBPACKAGES, "LAZY_IMPORT_VARIABLE", "import_all", "__version__"]

@@ -1,7 +1,9 @@
 """`keras-cmr compare`: train each method the same way over seeds; print the test table."""
 
+import argparse
+
 from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
-                                   experiment_setting, training_config)
+                                   experiment_setting, methods_epilog, training_config)
 
 DEFAULT_METHODS = "source,contrastive,naive_sum,met"
 DEFAULT_SEEDS = 3
@@ -9,10 +11,12 @@ DEFAULT_SEEDS = 3
 
 def add_parser(commands):
     parser = commands.add_parser(
-        "compare", help="train several methods under one protocol and tabulate test mAP")
+        "compare", help="train several methods under one protocol and tabulate test mAP",
+        epilog=methods_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_option(parser)
     parser.add_argument("--methods",
-                        help=f"comma-separated methods (default {DEFAULT_METHODS})")
+                        help=f"comma-separated methods, of those listed below (default "
+                             f"{DEFAULT_METHODS})")
     parser.add_argument("--seeds", type=int, help=f"seeds 0..N-1 (default {DEFAULT_SEEDS})")
     add_protocol_options(parser)
     parser.add_argument("--json", help="write every run's figures, curves and the table here")

@@ -2,7 +2,7 @@
 
     keras-cmr train                       # MET on the default data (digits), prints the table
     keras-cmr train --method contrastive --data wikipedia:../shared/data/wikipedia_sift_lda
-    keras-cmr evaluate runs/met/encoder.keras --data digits
+    keras-cmr evaluate runs/met-seed0/encoder.keras --data digits
     keras-cmr compare --data digits --methods source,contrastive,met --seeds 3 --json out.json
     keras-cmr compare --config experiments/wikipedia.json --json wikipedia.json
     keras-cmr plot wikipedia.json --out docs/figures/wikipedia
@@ -10,29 +10,58 @@
 """
 
 import argparse
-import os
+import importlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+import keras_cmr
+from keras_cmr.cli import quiet
+
+# One module per command (keras_cmr.cli.<name>, with `add_parser(commands)`), in help order.
+# Building the parser imports no deep-learning framework: `--help` stays fast.
+COMMANDS = (
+    "train",
+    "evaluate",
+    "compare",
+    "plot",
+    "extract",
+    "index",
+    "search",
+)
+VERBOSE_HELP = ("show the frameworks' C++ start-up logs (oneDNN, CUDA probing, CPU features), "
+                "hidden by default")
 
 
 def build_parser():
-    from keras_cmr.cli import compare, evaluate, extract, index, plot, search, train
-
     parser = argparse.ArgumentParser(
         prog="keras-cmr", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[2:]),
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, evaluate, compare, plot, extract, index, search):
-        module.add_parser(commands)
+    for name in COMMANDS:
+        importlib.import_module(f"keras_cmr.cli.{name}").add_parser(commands)
+    for command in commands.choices.values():
+        # SUPPRESS: a command's default must not undo `keras-cmr --verbose COMMAND`.
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=VERBOSE_HELP)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        return _run(args)
+    quiet.quiet_environment()
+    with quiet.start_up_lines_filtered():
+        return _run(args)
+
+
+def _run(args):
+    # Every class registered (keras.saving.load_model), as a plain `import keras_cmr` does;
+    # the framework loads here, after the log settings.
+    keras_cmr.import_all()
     try:
         return args.run(args) or 0
     except (ValueError, FileNotFoundError, TypeError, KeyError) as error:

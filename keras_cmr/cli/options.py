@@ -3,14 +3,23 @@
 import dataclasses
 import json
 
+from keras_cmr import methods
+from keras_cmr.config import TrainingConfig
+from keras_cmr.config import default as config_default
+
 DATA_HELP = ("data set: 'digits' (default, no download: scikit-learn's 8x8 digits as two "
              "half-image views, a stand-in, not image-text data), 'wikipedia:PATH' (the "
              "original release folder or the converted .npz) or 'npz:PATH'")
 DEFAULT_DATA = "digits"
-# Keys an experiment file may hold besides the TrainingConfig fields.
-EXPERIMENT_KEYS = ("data", "methods", "seeds")
 # Command-line options that set a TrainingConfig field of the same name.
 PROTOCOL_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "embedding_dim")
+
+
+def methods_epilog():
+    """The registered methods with their descriptions, for a command's help."""
+    width = max(len(name) for name in methods.available())
+    return "methods:\n" + "\n".join(f"  {name:<{width}}  {methods.get(name).description}"
+                                     for name in methods.available())
 
 
 def add_data_option(parser):
@@ -18,16 +27,13 @@ def add_data_option(parser):
 
 
 def add_protocol_options(parser):
-    from keras_cmr.experiment import TrainingConfig
-
-    defaults = TrainingConfig()
     parser.add_argument("--epochs", type=int,
                         help="most epochs per stage; early stopping on validation avg mAP "
-                             f"may stop sooner (default {defaults.epochs})")
-    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
-    parser.add_argument("--learning-rate", type=float, help=f"default {defaults.learning_rate}")
-    parser.add_argument("--patience", type=int, help=f"default {defaults.patience}")
-    parser.add_argument("--embedding-dim", type=int, help=f"default {defaults.embedding_dim}")
+                             f"may stop sooner (default {config_default('epochs')})")
+    types = {field.name: field.type for field in dataclasses.fields(TrainingConfig)}
+    for option in PROTOCOL_OPTIONS[1:]:
+        parser.add_argument(f"--{option.replace('_', '-')}", type=types[option],
+                            help=f"default {config_default(option)}")
     parser.add_argument("--config",
                         help="JSON experiment file: TrainingConfig fields (e.g. hidden_dims, "
                              "source_method, soft_contrastive) and optionally data, methods, "
@@ -65,17 +71,9 @@ def experiment_setting(args, key, default):
 
 def training_config(args):
     """A TrainingConfig: defaults, then the `--config` file's fields, then explicit options."""
-    from keras_cmr.experiment import TrainingConfig
-
-    fields = {key: value for key, value in read_experiment_file(args.config).items()
-              if key not in EXPERIMENT_KEYS}
-    known = {field.name for field in dataclasses.fields(TrainingConfig)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ValueError(f"--config {args.config}: unknown field(s) {unknown}; known: "
-                         f"{sorted(known | set(EXPERIMENT_KEYS))}")
-    for option in PROTOCOL_OPTIONS:
-        if getattr(args, option) is not None:
-            fields[option] = getattr(args, option)
-    fields["verbose"] = 0 if args.quiet else fields.get("verbose", 1)
-    return TrainingConfig(**fields)
+    options = {option: getattr(args, option) for option in PROTOCOL_OPTIONS
+               if getattr(args, option) is not None}
+    experiment = read_experiment_file(args.config)
+    if args.quiet:
+        options["verbose"] = 0
+    return TrainingConfig.from_experiment(experiment, f"--config {args.config}", **options)

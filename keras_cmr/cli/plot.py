@@ -41,13 +41,22 @@ def mean_curves(runs, methods):
     return curves
 
 
+def _needs_source(method):
+    """Whether `method` trains after a source; False for a name this process has not
+    registered (a results file may hold a method registered by another program)."""
+    from keras_cmr import methods
+
+    return method in methods.available() and methods.get(method).needs_source
+
+
 def validation_curves(runs, source_method):
     """{stage name: [per-seed validation avg mAP per epoch]} for the source and the transfer.
 
-    The source's curves come from the source stage that each transfer run trained, or, when
-    the comparison shared that model, from the runs of `source_method` itself. With
-    out-of-fold sources (runs with "source_folds"), the fold sources of each seed are MET's
-    stage 1, and a `source_method` row is only the baseline trained on every training pair.
+    The transfer methods are the registered methods that need a source. The source's curves
+    come from the source stage that each transfer run trained, or, when the comparison shared
+    that model, from the runs of `source_method` itself. With out-of-fold sources (runs with
+    "source_folds"), the fold sources of each seed are the transfer's stage 1, and a
+    `source_method` row is only the baseline trained on every training pair.
     """
     out_of_fold = any("source_folds" in run for run in runs)
     source_label = (f"source: {source_method}, all training pairs (baseline)" if out_of_fold
@@ -58,12 +67,14 @@ def validation_curves(runs, source_method):
             folded_seeds.add(run.get("seed"))
             stages.setdefault(f"source: {source_method}, out-of-fold (stage 1)", []).extend(
                 history["val_avg_map"] for history in run["source_folds"])
+        transfer = _needs_source(run["method"])
         for stage, history in run["history"].items():
-            # A transfer run's own source stage is named "source", as is the cosine-CE method.
-            trained_for_transfer = stage == "source" and run["method"] in ("met", "kim")
+            # A transfer run's stage other than its own is the source it trained (named
+            # "source", as is the cosine-CE method: hence not told apart by name).
+            trained_for_transfer = transfer and stage != run["method"]
             if trained_for_transfer or (stage == source_method and run["method"] == stage):
                 stages.setdefault(source_label, []).append(history["val_avg_map"])
-            elif stage in ("met", "kim"):
+            elif transfer:
                 stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])
     return stages
 
@@ -89,7 +100,8 @@ def run(args):
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for method, (recall, i2t, t2i) in mean_curves(runs, methods).items():
-        style = {"linewidth": 2.2} if method == "met" else {"linewidth": 1.2}
+        # The transfer methods (MET, Kim et al.) drawn bolder: the comparison is about them.
+        style = {"linewidth": 2.2 if _needs_source(method) else 1.2}
         axes[0].plot(recall, i2t, marker=".", label=method, **style)
         axes[1].plot(recall, t2i, marker=".", label=method, **style)
     for axis, direction in zip(axes, ("image -> text", "text -> image")):
@@ -101,7 +113,9 @@ def run(args):
     _save(figure, os.path.join(args.out, PLOTS[0]))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    source_method = content.get("config", {}).get("source_method", "source")
+    from keras_cmr.config import default
+
+    source_method = content.get("config", {}).get("source_method", default("source_method"))
     for index, (stage, curves) in enumerate(validation_curves(runs, source_method).items()):
         color = f"C{index}"
         for seed, curve in enumerate(curves):

@@ -1,0 +1,147 @@
+"""Train and compare methods under one protocol: same towers, optimiser, budget, selection.
+
+Every method is selected by early stopping on the validation average mAP (never the test
+split); the test split is embedded once, by the selected weights. The methods are those of
+the registry, `keras_cmr.methods`.
+"""
+
+import time
+import warnings
+
+import keras
+
+from keras_cmr import methods
+from keras_cmr.config import TrainingConfig
+from keras_cmr.experiment.out_of_fold import out_of_fold_source
+from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encoder,
+                                           measure_test_split, train_selected)
+from keras_cmr.experiment.sources import (OutOfFoldSource, SourceProvider, TrainedSource,
+                                          as_source)
+from keras_cmr.experiment.tables import format_table, summarize
+
+
+def make_source(dataset, config, seed=0, callbacks=()):
+    """The source of the transfer methods for `seed` (validation split carved if absent).
+
+    With `config.source_folds` > 1: the `out_of_fold_source` embeddings; else one
+    `config.source_method` model trained under the protocol, as a `TrainedSource` whose
+    `history` is its training stage.
+    """
+    dataset = dataset.with_validation(config.validation_fraction, seed=seed)
+    if config.source_folds > 1:
+        return out_of_fold_source(dataset, config, seed, callbacks)
+    keras.utils.set_random_seed(seed)
+    return TrainedSource(*train_selected(config.source_method, dataset, config, callbacks))
+
+
+def run_with_source(method, dataset, config, seed=0, source=None, callbacks=()):
+    """As `run_method`, and returns the source the method learned from as a third item
+    (a `SourceProvider`; None for a method that needs none), for reuse by the next method."""
+    dataset = dataset.with_validation(config.validation_fraction, seed=seed)
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    stages = {}
+    if not methods.get(method).needs_source:
+        source = None
+    elif source is None:
+        source = make_source(dataset, config, seed, callbacks)
+        if source.history is not None:
+            stages["source"] = source.history
+    else:
+        source = as_source(source)
+        source.check(dataset.train)
+    model, stages[method] = train_selected(method, dataset, config, callbacks, source)
+    test, curves = measure_test_split(model.encoder, dataset.test, curves=True)
+    result = {
+        "method": method,
+        "seed": seed,
+        "test": test,
+        "test_curves": curves,
+        "best_val_avg_map": stages[method]["best_val_avg_map"],
+        "epochs": stages[method]["epochs"],
+        "seconds": time.perf_counter() - start,
+        "history": stages,
+    }
+    if source is not None:
+        result.update(source.result_entries())
+    return model, result, source
+
+
+def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
+    """Trains `method` on `dataset` (validation carved if absent) and measures the test split.
+
+    Returns `(trained_model, result)`: result holds the test figures and precision-recall
+    curves, the best validation average mAP, the epochs run, the seconds taken and each stage's
+    validation curve. A method that needs a source ("met", "kim") without a given `source`
+    (a trained source model, a `TrainedSource` or an `OutOfFoldSource`) gets one from
+    `make_source` first (with `config.source_folds` > 1: out-of-fold embeddings, whose fold
+    histories go to result["source_folds"]). `callbacks` are added to every stage's `fit`
+    (after the validation evaluation, so they see its logs).
+    """
+    return run_with_source(method, dataset, config, seed, source, callbacks)[:2]
+
+
+def compare(methods_to_run, dataset, config, seeds, log=print):
+    """Runs every method for seeds 0..seeds-1; returns the list of `run_method` results.
+
+    Within a seed, the methods that need a source ("met", "kim") share the
+    `config.source_method` model of that seed: the listed baseline when it comes first, else
+    the source made for the first of them (with `config.source_folds` > 1: the seed's
+    out-of-fold embeddings). `log` gets one line per run (None: silent).
+    """
+    known = methods.available()
+    unknown = [name for name in methods_to_run if name not in known]
+    if unknown or not methods_to_run:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {known}.")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}.")
+    results = []
+    for seed in range(seeds):
+        source = None
+        for method in methods_to_run:
+            model, result, used = run_with_source(method, dataset, config, seed=seed,
+                                                  source=source)
+            if used is not None:
+                source = used
+            elif method == config.source_method and config.source_folds == 1:
+                source = TrainedSource(model)
+            results.append(result)
+            if log is not None:
+                test = result["test"]
+                log(f"seed {seed} {method:<20} test I2T {test['i2t_map']:.4f} "
+                    f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
+                    f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
+    return results
+
+
+# Live views of the registry under the names this module exported before it existed, so a
+# method registered later appears in them too.
+_REGISTRY_VIEWS = {
+    "METHODS": lambda: tuple(methods.available()),
+    "METHOD_DESCRIPTIONS": lambda: {name: methods.get(name).description
+                                    for name in methods.available()},
+    "TRANSFER_METHODS": lambda: tuple(name for name in methods.available()
+                                      if methods.get(name).needs_source),
+    "SOURCE_METHODS": lambda: tuple(methods.sources()),
+}
+_DEPRECATED = {
+    "PAIR_LOSSES": lambda: methods.pair_wise.loss_classes(),
+    "SOURCE_HEADS": lambda: dict(methods.class_wise.SOURCE_HEADS),
+}
+
+
+def __getattr__(name):
+    if name in _REGISTRY_VIEWS:
+        return _REGISTRY_VIEWS[name]()
+    if name in _DEPRECATED:
+        warnings.warn(f"keras_cmr.experiment.{name} is deprecated and will be removed in the "
+                      "next release: each method's build function (keras_cmr.methods) now "
+                      "chooses its loss or head.", DeprecationWarning, stacklevel=2)
+        return _DEPRECATED[name]()
+    raise AttributeError(f"module 'keras_cmr.experiment' has no attribute {name!r}")
+
+
+__all__ = ["OutOfFoldSource", "SourceProvider", "TrainedSource", "TrainingConfig",
+           "as_source", "build_model", "compare", "fit_selected", "format_table",
+           "make_encoder", "make_source", "measure_test_split", "out_of_fold_source",
+           "run_method", "run_with_source", "summarize"]
