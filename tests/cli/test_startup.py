@@ -44,7 +44,8 @@ def child_environment(**changes):
 
 def test_help_of_the_command_and_of_each_subcommand_imports_no_framework():
     commands = [["--help"]] + [[name, "--help"] for name in
-                               ("train", "evaluate", "compare", "plot", "extract-features")]
+                               ("train", "evaluate", "compare", "plot", "extract-features",
+                                "index", "search")]
     assert len(commands) == len(COMMANDS) + 1
     child = subprocess.run(
         [sys.executable, "-c", HELP_SCRIPT, json.dumps(commands), ",".join(FRAMEWORKS)],
