@@ -4,37 +4,15 @@ A crash mid-write leaves the previous file intact; a corrupt, truncated or forei
 an error naming it, and a file carrying code (a lambda) is refused.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
 
 import keras
 
+from keras_cmr.utils.files import atomic_path
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path beside `path`; renames it onto `path` only on success."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]  # keras insists on the ".keras" ending
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(handle)
-    try:
-        yield temporary
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+__all__ = ["atomic_path", "load_model", "save_model", "write_json"]
 
 
 def save_model(model, path):
@@ -49,6 +27,7 @@ def save_model(model, path):
 
 
 def write_json(data, path):
+    """Writes `data` as indented, key-sorted JSON to `path`, atomically."""
     with atomic_path(path) as temporary:
         with open(temporary, "w") as stream:
             json.dump(data, stream, indent=2, sort_keys=True)

@@ -1,17 +1,10 @@
 """Batches of pairs for `model.fit`, in pure numpy (no tf.data), so every backend can use them."""
 
-import numbers
-
 import keras
 import numpy as np
 
 from keras_cmr.datasets.splits import stratum_labels
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
+from keras_cmr.utils.checks import check_positive_int, check_seed
 
 
 def _feature_matrix(array, what):
@@ -88,11 +81,7 @@ class PairBatches(keras.utils.PyDataset):
         self.num_pairs = counts[0]
         if self.num_pairs < 1:
             raise ValueError("PairBatches needs at least one pair")
-        self.seed = int(np.random.SeedSequence().entropy) if seed is None else seed
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or (
-            self.seed < 0
-        ):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(np.random.SeedSequence().entropy) if seed is None else check_seed(seed)
         self.shuffle = bool(shuffle)
         self.drop_remainder = bool(drop_remainder)
         self.epoch = 0
@@ -105,8 +94,8 @@ class PairBatches(keras.utils.PyDataset):
             )
         self.balanced = classes_per_batch is not None
         if self.balanced:
-            self.classes_per_batch = _positive_int(classes_per_batch, "classes_per_batch")
-            self.pairs_per_class = _positive_int(pairs_per_class, "pairs_per_class")
+            self.classes_per_batch = check_positive_int(classes_per_batch, "classes_per_batch")
+            self.pairs_per_class = check_positive_int(pairs_per_class, "pairs_per_class")
             groups = stratum_labels(self.labels)
             self._class_members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
             if self.classes_per_batch > len(self._class_members):
@@ -122,7 +111,7 @@ class PairBatches(keras.utils.PyDataset):
                     "at least 2 pairs"
                 )
         else:
-            self.batch_size = _positive_int(batch_size, "batch_size")
+            self.batch_size = check_positive_int(batch_size, "batch_size")
             if self.drop_remainder and self.batch_size > self.num_pairs:
                 raise ValueError(
                     f"batch_size={self.batch_size} exceeds the {self.num_pairs} pairs, so "

@@ -4,26 +4,18 @@ Everything is checked once, on construction, so that models, losses and metrics 
 trust shapes, dtypes and label ranges instead of re-checking (or silently mis-training).
 """
 
-import numbers
-
 import numpy as np
 
 from keras_cmr.datasets.splits import carve_validation
+from keras_cmr.utils.checks import check_labels, check_num_classes, check_real
 
 SPLIT_ORDER = ("train", "val", "test")
-
-
-def _check_real(array, array_name):
-    """Reject strings, objects and complex numbers, which float32 would mangle or refuse."""
-    kind = array.dtype.kind
-    if kind not in "biuf":
-        raise TypeError(f"{array_name} must hold real numbers, got dtype {array.dtype}")
 
 
 def _features(array, array_name):
     """Check one feature matrix and return it as a contiguous float32 array."""
     array = np.asarray(array)
-    _check_real(array, array_name)
+    check_real(array, array_name)
     if array.ndim != 2 or array.shape[1] == 0:
         raise ValueError(
             f"{array_name} must be a 2-D (pairs, features) array with at least one feature, "
@@ -38,34 +30,6 @@ def _features(array, array_name):
             f"{array_name} has a NaN or infinite value at row {row} (after conversion to "
             "float32)"
         )
-    return array
-
-
-def _labels(array, array_name):
-    """Check labels (integer-valued class indices or 0/1 multi-hot) and return them as int64."""
-    array = np.asarray(array)
-    _check_real(array, array_name)
-    if array.ndim not in (1, 2):
-        raise ValueError(
-            f"{array_name} must be 1-D class indices (n,) or 2-D multi-hot (n, C), got shape "
-            f"{array.shape}"
-        )
-    if np.issubdtype(array.dtype, np.floating):
-        bad = ~np.isfinite(array) | (array != np.round(array))
-        if bad.any():
-            row = int(np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))[0])
-            raise ValueError(
-                f"{array_name} must be integer-valued, row {row} holds {array[row].tolist()}"
-            )
-    array = array.astype(np.int64)
-    if array.ndim == 2:
-        bad_rows = ((array != 0) & (array != 1)).any(axis=1)
-        if bad_rows.any():
-            row = int(np.flatnonzero(bad_rows)[0])
-            raise ValueError(
-                f"{array_name} is 2-D so it must be multi-hot 0/1, row {row} holds "
-                f"{array[row].tolist()}; pass class indices as a 1-D array"
-            )
     return array
 
 
@@ -89,7 +53,7 @@ class CrossModalSplit:
         self.name = str(name)
         self.image = _features(image, f"image_{self.name}")
         self.text = _features(text, f"text_{self.name}")
-        self.labels = _labels(labels, f"label_{self.name}")
+        self.labels = check_labels(labels, f"label_{self.name}")
         counts = (len(self.image), len(self.text), len(self.labels))
         if len(set(counts)) != 1:
             raise ValueError(
@@ -226,11 +190,7 @@ class CrossModalDataset:
 
     def _resolve_num_classes(self, num_classes):
         if num_classes is not None:
-            if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-                raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
-            if num_classes < 1:
-                raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-            return int(num_classes)
+            return check_num_classes(num_classes)
         if self.class_names is not None:
             return len(self.class_names)
         if self.is_multilabel:

@@ -7,15 +7,14 @@ only when True) (optional). Other keys are ignored, so converted releases may ca
 as ids.
 """
 
-import contextlib
 import os
-import uuid
 import zipfile
 import zlib
 
 import numpy as np
 
 from keras_cmr.datasets.container import CrossModalDataset, CrossModalSplit
+from keras_cmr.utils.files import atomic_path
 
 ARRAY_KINDS = ("image", "text", "label")
 REQUIRED_KEYS = tuple(f"{kind}_{split}" for split in ("train", "test") for kind in ARRAY_KINDS)
@@ -127,9 +126,8 @@ def load_npz(path, name=None, allow_unseen_classes=None):
 def save_npz(dataset, path):
     """Write `dataset` to `path` in the format `load_npz` reads, atomically.
 
-    The arrays are written to a temporary file in the destination folder, flushed to disk and
-    then renamed over `path` with `os.replace`, so a crash leaves either the old file or the
-    complete new one, never a half-written file.
+    The arrays are written with `keras_cmr.utils.files.atomic_path`: a crash leaves either the
+    old file or the complete new one, never a half-written file.
 
     Args:
         dataset: a `CrossModalDataset`.
@@ -140,7 +138,7 @@ def save_npz(dataset, path):
 
     Raises:
         TypeError: if `dataset` is not a `CrossModalDataset`.
-        OSError: if the destination folder is missing or not writable.
+        OSError: if the destination folder cannot be made or written.
     """
     if not isinstance(dataset, CrossModalDataset):
         raise TypeError(f"dataset must be a CrossModalDataset, got {type(dataset).__name__}")
@@ -157,18 +155,7 @@ def save_npz(dataset, path):
     if dataset.allow_unseen_classes:
         arrays["allow_unseen_classes"] = np.array(True)
 
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    # os.open with 0o666 lets the umask set the final permissions, as for an ordinary file.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:  # a handle: np.savez would append ".npz"
             np.savez_compressed(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
     return path

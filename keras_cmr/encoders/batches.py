@@ -5,6 +5,8 @@ import numbers
 import keras
 import numpy as np
 
+from keras_cmr.utils.checks import check_seed
+
 
 class RawPairBatches(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` of `({"image": images, "text": token_ids}, labels)` batches.
@@ -66,11 +68,9 @@ class RawPairBatches(keras.utils.PyDataset):
                 batch_size < 2:
             raise ValueError(f"batch_size must be an integer >= 2 (the in-batch losses compare "
                              f"each pair with the others of its batch), got {batch_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.drop_remainder = bool(drop_remainder)
         if self.drop_remainder and self.batch_size > self.num_pairs:
             raise ValueError(f"batch_size={self.batch_size} exceeds the {self.num_pairs} pairs, "

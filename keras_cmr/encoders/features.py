@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from keras_cmr.datasets import CrossModalDataset, CrossModalSplit
+from keras_cmr.utils.checks import check_positive_int
 
 
 class _PooledBackbone(keras.Model):
@@ -70,8 +71,7 @@ def extract_features(dataset, image_tower, text_tower, batch_size=32, verbose=1)
     Returns:
         A `CrossModalDataset` with the same splits, labels, classes and name.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+    batch_size = check_positive_int(batch_size, "`batch_size`")
     image_features = _PooledBackbone(image_tower, name="image_features")
     text_features = _PooledBackbone(text_tower, name="text_features")
     splits = {}

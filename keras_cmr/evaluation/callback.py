@@ -1,10 +1,11 @@
 """`RetrievalEvaluation`: validation mAP in the training logs, for early stopping on it."""
 
-import numbers
-
 import keras
 
-from keras_cmr.evaluation.metrics import _embed, _metric_plan, evaluate_retrieval
+from keras_cmr.evaluation.embedding import embed_pairs
+from keras_cmr.evaluation.metrics import evaluate_retrieval
+from keras_cmr.evaluation.plan import metric_plan
+from keras_cmr.utils.checks import check_positive_int
 
 
 class RetrievalEvaluation(keras.callbacks.Callback):
@@ -64,13 +65,8 @@ class RetrievalEvaluation(keras.callbacks.Callback):
         k_values=(1, 5, 10),
     ):
         super().__init__()
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, numbers.Integral)
-            or every_n_epochs < 1
-        ):
-            raise ValueError(f"`every_n_epochs` must be an integer >= 1, got {every_n_epochs!r}.")
-        _metric_plan(metrics, top_k, k_values)  # bad metric names fail now, not after an epoch
+        every_n_epochs = check_positive_int(every_n_epochs, "`every_n_epochs`")
+        metric_plan(metrics, top_k, k_values)  # bad metric names fail now, not after an epoch
         self.image = image
         self.text = text
         self.labels = labels
@@ -91,7 +87,7 @@ class RetrievalEvaluation(keras.callbacks.Callback):
 
     def evaluate(self):
         """Embeds the validation data with the current model; returns the prefixed results."""
-        image, text = _embed(self.model, self.image, self.text, self.batch_size)
+        image, text = embed_pairs(self.model, self.image, self.text, self.batch_size)
         results = evaluate_retrieval(
             image,
             text,

@@ -22,152 +22,16 @@ gallery size:
 Each metric is the mean over queries; a query without relevant items (R = 0, or R_K = 0) counts 0.
 
 Similarities are float32 and the ranking is exact for them, ties included; the computation is
-chunked and O(chunk_size * Ng) in memory (see `keras_cmr.evaluation.ranking`).
+chunked and O(chunk_size * Ng) in memory (see `keras_cmr.evaluation.ranking`). This module holds
+the definitions and the public functions; `inputs` validates their arguments, `plan` turns
+metric names into what `ranking` computes, `embedding` runs a model over evaluation pairs.
 """
 
-import numbers
-
-import keras
-import numpy as np
-
-from keras_cmr.distribution import batch_multiple, replicated_inputs
+from keras_cmr.evaluation.embedding import embed_pairs
+from keras_cmr.evaluation.inputs import check_dims, check_label_forms, prepare_side
+from keras_cmr.evaluation.plan import RECALL_LEVELS, metric_plan
 from keras_cmr.evaluation.ranking import rank_metrics
-
-_METRICS = ("map", "map@r", "r_precision", "precision", "recall", "precision_at_recall@RHO")
-# The recall levels of the 11-point precision-recall curve.
-RECALL_LEVELS = tuple(i / 10 for i in range(11))
-
-
-def _to_numpy(x, name):
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        return keras.ops.convert_to_numpy(x)
-    except (ValueError, TypeError) as error:  # e.g. ragged nested lists
-        raise ValueError(f"`{name}` could not be read as an array: {error}") from error
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return int(value)
-
-
-def _prepare_embeddings(x, name):
-    """A validated float32 copy of `x` with unit-norm rows (zero rows stay zero)."""
-    x = _to_numpy(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D array (rows, dims), got shape {x.shape}.")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"`{name}` is empty (shape {x.shape}): nothing to retrieve.")
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"`{name}` must hold real numbers, got dtype {x.dtype}.")
-    x = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():
-        raise ValueError(
-            f"`{name}` holds NaN or inf, first in row {int(np.argmin(finite))}."
-        )
-    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-    # Rows whose squares overflow or underflow are divided by their largest magnitude first.
-    extreme = ~np.isfinite(norm) | (norm < 1e-15)
-    if extreme.any():
-        rows = x[extreme]
-        peak = np.abs(rows).max(axis=1, keepdims=True)
-        rows /= np.where(peak > 0, peak, 1)
-        x[extreme] = rows
-        norm[extreme] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    x /= np.where(norm > 0, norm, 1)[:, None]
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _prepare_labels(y, name, rows, rows_name):
-    """Class ids as int64 (1-D) or multi-hot labels as 0/1 float32 (2-D), validated."""
-    y = _to_numpy(y, name)
-    if y.ndim not in (1, 2):
-        raise ValueError(
-            f"`{name}` must be 1-D class ids or 2-D multi-hot labels, got shape {y.shape}."
-        )
-    if y.shape[0] != rows:
-        raise ValueError(f"`{name}` has {y.shape[0]} rows but `{rows_name}` has {rows}.")
-    if y.dtype.kind == "f":
-        integral = np.isfinite(y) & (y == np.round(y))
-        if not integral.all():
-            bad = y.ravel()[np.argmin(integral.ravel())]
-            raise ValueError(f"`{name}` must hold integer labels, found {bad!r}.")
-    elif y.dtype.kind not in "biu":
-        raise ValueError(f"`{name}` must hold integer labels, got dtype {y.dtype}.")
-    if y.ndim == 1:
-        return y.astype(np.int64)
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError(
-            f"`{name}` is 2-D, so it must be multi-hot (0/1 entries); pass class ids as 1-D."
-        )
-    return y.astype(np.float32)
-
-
-def _check_label_forms(query_labels, gallery_labels, query_name, gallery_name):
-    if query_labels.ndim != gallery_labels.ndim:
-        forms = {1: "1-D class ids", 2: "2-D multi-hot"}
-        raise ValueError(
-            f"`{query_name}` are {forms[query_labels.ndim]} but `{gallery_name}` are "
-            f"{forms[gallery_labels.ndim]}; pass both in the same form."
-        )
-    if query_labels.ndim == 2 and query_labels.shape[1] != gallery_labels.shape[1]:
-        raise ValueError(
-            f"`{query_name}` has {query_labels.shape[1]} label columns but `{gallery_name}` "
-            f"has {gallery_labels.shape[1]}."
-        )
-
-
-def _metric_plan(metrics, top_k, k_values):
-    """Validated ({output key: (kind, cutoff)}) for the requested metric names."""
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    if top_k is not None:
-        top_k = _check_positive_int(top_k, "top_k")
-    plan = {}
-    for metric in metrics:
-        base, _, cutoff = str(metric).partition("@")
-        if metric == "map":
-            plan["map" if top_k is None else f"map@{top_k}"] = ("map", top_k)
-        elif metric in ("map@r", "r_precision"):
-            plan[metric] = (metric, None)
-        elif base in ("precision", "recall") and not cutoff:
-            for k in k_values:
-                plan[f"{base}@{_check_positive_int(k, 'k_values')}"] = (base, int(k))
-        elif base in ("precision", "recall") and cutoff.isdigit():
-            plan[metric] = (base, _check_positive_int(int(cutoff), "k"))
-        elif base == "precision_at_recall":
-            plan[metric] = (base, _recall_level(cutoff, metric))
-        else:
-            raise ValueError(
-                f"Unknown metric {metric!r}; choose from {_METRICS} or 'precision@K'/'recall@K'."
-            )
-    return plan
-
-
-def _recall_level(text, metric):
-    try:
-        level = float(text)
-    except ValueError:
-        level = None
-    if level is None or not 0.0 <= level <= 1.0:
-        raise ValueError(f"{metric!r}: the recall level after '@' must be a number in [0, 1].")
-    return level
-
-
-def _prepare_side(embeddings, labels, name, labels_name):
-    x = _prepare_embeddings(embeddings, name)
-    return x, _prepare_labels(labels, labels_name, len(x), name)
-
-
-def _check_dims(queries, gallery, query_name, gallery_name):
-    if queries.shape[1] != gallery.shape[1]:
-        raise ValueError(
-            f"`{query_name}` and `{gallery_name}` have different embedding sizes: "
-            f"{queries.shape[1]} vs {gallery.shape[1]}."
-        )
+from keras_cmr.utils.checks import check_positive_int
 
 
 def retrieval_metrics(
@@ -204,13 +68,13 @@ def retrieval_metrics(
             of different widths; labels that are not integers, do not match the row count, or
             mix 1-D and multi-hot forms; cutoffs or chunk sizes below 1; unknown metric names.
     """
-    plan = _metric_plan(metrics, top_k, k_values)
+    plan = metric_plan(metrics, top_k, k_values)
     if chunk_size is not None:
-        chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    queries, query_labels = _prepare_side(queries, query_labels, "queries", "query_labels")
-    gallery, gallery_labels = _prepare_side(gallery, gallery_labels, "gallery", "gallery_labels")
-    _check_dims(queries, gallery, "queries", "gallery")
-    _check_label_forms(query_labels, gallery_labels, "query_labels", "gallery_labels")
+        chunk_size = check_positive_int(chunk_size, "`chunk_size`")
+    queries, query_labels = prepare_side(queries, query_labels, "queries", "query_labels")
+    gallery, gallery_labels = prepare_side(gallery, gallery_labels, "gallery", "gallery_labels")
+    check_dims(queries, gallery, "queries", "gallery")
+    check_label_forms(query_labels, gallery_labels, "query_labels", "gallery_labels")
     return rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_size)
 
 
@@ -265,7 +129,7 @@ def precision_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size
     Returns:
         float in [0, 1].
     """
-    k = _check_positive_int(k, "k")
+    k = check_positive_int(k, "`k`")
     return retrieval_metrics(
         queries, query_labels, gallery, gallery_labels, (f"precision@{k}",), chunk_size=chunk_size
     )[f"precision@{k}"]
@@ -277,7 +141,7 @@ def recall_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=No
     Returns:
         float in [0, 1].
     """
-    k = _check_positive_int(k, "k")
+    k = check_positive_int(k, "`k`")
     return retrieval_metrics(
         queries, query_labels, gallery, gallery_labels, (f"recall@{k}",), chunk_size=chunk_size
     )[f"recall@{k}"]
@@ -347,17 +211,17 @@ def evaluate_retrieval(
         image_labels_name = text_labels_name = "labels"
     if image_labels is None or text_labels is None:
         raise ValueError("Pass `labels`, or both `image_labels` and `text_labels`.")
-    plan = _metric_plan(metrics, top_k, k_values)
+    plan = metric_plan(metrics, top_k, k_values)
     if chunk_size is not None:
-        chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    image, image_labels = _prepare_side(
+        chunk_size = check_positive_int(chunk_size, "`chunk_size`")
+    image, image_labels = prepare_side(
         image_embeddings, image_labels, "image_embeddings", image_labels_name
     )
-    text, text_labels = _prepare_side(
+    text, text_labels = prepare_side(
         text_embeddings, text_labels, "text_embeddings", text_labels_name
     )
-    _check_dims(image, text, "image_embeddings", "text_embeddings")
-    _check_label_forms(image_labels, text_labels, "image_labels", "text_labels")
+    check_dims(image, text, "image_embeddings", "text_embeddings")
+    check_label_forms(image_labels, text_labels, "image_labels", "text_labels")
     i2t = rank_metrics(image, image_labels, text, text_labels, plan, chunk_size)
     t2i = rank_metrics(text, text_labels, image, image_labels, plan, chunk_size)
     results = {}
@@ -385,30 +249,5 @@ def evaluate_model(model, image, text, labels, batch_size=256, **kwargs):
     Raises:
         ValueError: when the model's output is not a dict with "image" and "text".
     """
-    return evaluate_retrieval(*_embed(model, image, text, batch_size), labels, **kwargs)
+    return evaluate_retrieval(*embed_pairs(model, image, text, batch_size), labels, **kwargs)
 
-
-def _embed(model, image, text, batch_size=256):
-    """(image embeddings, text embeddings) from `model.predict({"image": ..., "text": ...})`.
-
-    Raises:
-        ValueError: when the prediction is not a dict with the keys "image" and "text".
-    """
-    # A JAX distribution shards every batch over its devices: repeat the last row up to a
-    # multiple of their count, and drop the copies' embeddings.
-    devices, count = batch_multiple(), len(image)
-    if devices > 1:
-        pad = -count % devices
-        image, text = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
-                       for a in (np.asarray(image), np.asarray(text)))
-        batch_size = -(-batch_size // devices) * devices
-    with replicated_inputs():  # multi-process JAX: every process embeds all rows
-        outputs = model.predict({"image": image, "text": text}, batch_size=batch_size,
-                                verbose=0)
-    if not isinstance(outputs, dict) or not {"image", "text"} <= outputs.keys():
-        keys = f" with keys {sorted(outputs)}" if isinstance(outputs, dict) else ""
-        raise ValueError(
-            "model.predict must return a dict with keys 'image' and 'text' (the embeddings), "
-            f"got {type(outputs).__name__}{keys}."
-        )
-    return outputs["image"][:count], outputs["text"][:count]

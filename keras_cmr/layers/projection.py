@@ -1,13 +1,9 @@
 """The projection tower: an MLP head from a modality's features into the shared space."""
 
 import keras
-from keras import ops
 
-
-def l2_normalize(x, axis=-1, epsilon=1e-12):
-    """Divides by the L2 norm; a zero vector stays zero instead of becoming NaN."""
-    squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, ops.cast(epsilon, x.dtype)))
+from keras_cmr.utils.arrays import l2_normalize
+from keras_cmr.utils.checks import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -47,10 +43,8 @@ class ProjectionTower(keras.layers.Layer):
     def __init__(self, output_dim, hidden_dims=(256,), activation="gelu", dropout=0.1,
                  normalize=True, **kwargs):
         super().__init__(**kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive integer, got {output_dim!r}.")
-        if any(int(width) < 1 for width in hidden_dims):
-            raise ValueError(f"`hidden_dims` must hold positive integers, got {hidden_dims!r}.")
+        output_dim = check_positive_int(output_dim, "`output_dim`")
+        hidden_dims = tuple(check_positive_int(width, "`hidden_dims`") for width in hidden_dims)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
         self.output_dim = int(output_dim)

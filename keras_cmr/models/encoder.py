@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_cmr.distribution import batch_multiple, scale_for_replicas
 from keras_cmr.layers import ProjectionTower
+from keras_cmr.utils.checks import check_labels, check_positive_int
 
 MODALITIES = ("image", "text")
 
@@ -129,8 +130,7 @@ class CrossModalEncoder(keras.Model):
 
 
 def _encode(tower, inputs, batch_size, modality):
-    if int(batch_size) < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    batch_size = check_positive_int(batch_size, "`batch_size`")
     count = len(inputs)
     try:
         chunks = [
@@ -185,13 +185,13 @@ class CrossModalTrainer(keras.Model):
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def _check_fit_arrays(self, x, y, batch_size):
-        from keras_cmr.datasets.container import CrossModalSplit, _labels
+        from keras_cmr.datasets.container import CrossModalSplit
 
         if all(np.ndim(x[modality]) == 2 for modality in MODALITIES):
             split = CrossModalSplit(x["image"], x["text"], y, name="fit")
             labels, num_pairs = split.labels, split.num_pairs
         else:  # raw-input towers (images, token ids): check counts and labels only
-            labels = _labels(y, "label_fit")
+            labels = check_labels(y, "label_fit")
             counts = {name: len(array) for name, array in
                       (("images", x["image"]), ("texts", x["text"]), ("labels", labels))}
             if len(set(counts.values())) != 1:

@@ -14,8 +14,8 @@ of each query is needed, so the gallery is streamed through the index chunk by c
 
 import numpy as np
 
-from keras_cmr.evaluation.metrics import (_check_label_forms, _check_positive_int,
-                                          _prepare_labels)
+from keras_cmr.evaluation.inputs import check_label_forms, prepare_labels
+from keras_cmr.utils.checks import check_positive_int
 
 
 def _relevance(query_labels, gallery_labels, positions):
@@ -43,14 +43,14 @@ def evaluate_index(index, queries, query_labels, gallery_labels, k=10, k_values=
     Returns:
         {"map@K": float, "precision@k": float, ..., "recall@k": float, ...}.
     """
-    k = _check_positive_int(k, "k")
-    k_values = [_check_positive_int(cutoff, "k_values") for cutoff in k_values]
+    k = check_positive_int(k, "`k`")
+    k_values = [check_positive_int(cutoff, "`k_values`") for cutoff in k_values]
     if any(cutoff > k for cutoff in k_values):
         raise ValueError(f"every cutoff in `k_values` must be at most k={k}, got {k_values}.")
-    query_labels = _prepare_labels(query_labels, "query_labels", len(queries), "queries")
-    gallery_labels = _prepare_labels(gallery_labels, "gallery_labels", index.ntotal,
+    query_labels = prepare_labels(query_labels, "query_labels", len(queries), "queries")
+    gallery_labels = prepare_labels(gallery_labels, "gallery_labels", index.ntotal,
                                      "the index's gallery")
-    _check_label_forms(query_labels, gallery_labels, "query_labels", "gallery_labels")
+    check_label_forms(query_labels, gallery_labels, "query_labels", "gallery_labels")
     _, positions = index.search_positions(queries, k, verbose=verbose)
     relevant = _relevance(query_labels, gallery_labels, positions)
     hits = np.cumsum(relevant, axis=1)

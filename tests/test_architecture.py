@@ -1,0 +1,115 @@
+"""The package's layout rules, checked on the source text (no import, so every backend agrees).
+
+Private imports across subpackages. A subpackage is the first name below `keras_cmr`: the folder
+`keras_cmr/losses/` is the subpackage `losses`, a top-level module such as `keras_cmr/saving.py`
+is its own subpackage `saving`. A name is private when it starts with one underscore and is not
+a dunder (`_common`, `_labels`; not `__version__`). An import is private when the module path
+below `keras_cmr` holds a private part (`keras_cmr.losses._common`) or when `from ... import`
+takes a private name (`from keras_cmr.datasets.container import _labels`). A private import is
+allowed only inside the subpackage it points into (`keras_cmr/losses/pair_wise.py` may import
+`keras_cmr.losses._common`); everywhere else the helper must be made public (shared helpers live
+in `keras_cmr.utils`). Relative imports are resolved against the importing file's package.
+
+File size. No file under `keras_cmr/` holds more than 400 lines: a longer file is a sign that
+it does two jobs (docs/STYLE.md).
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent / "keras_cmr"
+MAX_LINES = 400
+SOURCES = sorted(PACKAGE_ROOT.rglob("*.py"))
+
+
+def is_private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def module_parts(path):
+    """("keras_cmr", "losses", "pair_wise") for keras_cmr/losses/pair_wise.py."""
+    parts = path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def subpackage(parts):
+    """The first name below keras_cmr (None for keras_cmr itself)."""
+    return parts[1] if len(parts) > 1 else None
+
+
+def private_imports(text, parts, is_package=False):
+    """[(line, imported target, target's subpackage)]: private keras_cmr imports of a module.
+
+    `parts` names the module (("keras_cmr", "losses", "pair_wise")); `is_package` when it is an
+    `__init__.py`, whose relative imports start from the package itself.
+    """
+    package = parts if is_package else parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            targets = [(alias.name.split("."), None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            module = base + (node.module.split(".") if node.module else [])
+            targets = [(module, alias.name) for alias in node.names]
+        else:
+            continue
+        for module, name in targets:
+            if not module or module[0] != "keras_cmr":
+                continue
+            if name is not None and len(module) == 1:  # `from keras_cmr import x`: a module
+                module, name = module + [name], None
+            if any(is_private(part) for part in module[1:]) or (
+                    name is not None and is_private(name)):
+                target = ".".join(module) + (f".{name}" if name else "")
+                found.append((node.lineno, target, subpackage(module)))
+    return found
+
+
+def source_imports(path):
+    return private_imports(path.read_text(), module_parts(path), path.name == "__init__.py")
+
+
+def test_private_imports_are_found_in_every_form():
+    module = ("keras_cmr", "losses", "pair_wise")
+    text = "\n".join([
+        "import numpy as np",                                       # not keras_cmr
+        "from keras_cmr.losses import soft_contrastive",            # public
+        "from keras_cmr import __version__",                        # dunder: public
+        "from keras_cmr.losses._common import l2_normalize",        # line 4: private module
+        "from ._common import EPSILON",                             # line 5: relative
+        "from ..datasets.container import _labels",                 # line 6: private name
+        "import keras_cmr.encoders._hub",                           # line 7: plain import
+        "from keras_cmr import _version",                           # line 8: private module
+    ])
+    assert private_imports(text, module) == [
+        (4, "keras_cmr.losses._common.l2_normalize", "losses"),
+        (5, "keras_cmr.losses._common.EPSILON", "losses"),
+        (6, "keras_cmr.datasets.container._labels", "datasets"),
+        (7, "keras_cmr.encoders._hub", "encoders"),
+        (8, "keras_cmr._version", "_version"),
+    ]
+    # In an __init__.py a relative import starts from the package itself.
+    assert private_imports("from ._common import x", ("keras_cmr", "losses"), True) == [
+        (1, "keras_cmr.losses._common.x", "losses")]
+    assert len(SOURCES) > 40 and module_parts(PACKAGE_ROOT / "saving.py") == ("keras_cmr",
+                                                                               "saving")
+
+
+def test_no_private_name_is_imported_from_another_subpackage():
+    violations = []
+    for path in SOURCES:
+        own = subpackage(module_parts(path))
+        for line, target, target_package in source_imports(path):
+            if target_package != own:
+                violations.append(f"{path.relative_to(PACKAGE_ROOT.parent)}:{line} imports "
+                                  f"{target}")
+    assert not violations, "private imports across subpackages:\n" + "\n".join(violations)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE_ROOT)))
+def test_no_module_is_over_400_lines(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by job"
