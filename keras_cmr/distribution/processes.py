@@ -37,7 +37,7 @@ def _setting(value, name, convert=str):
 
 
 def multiprocess_requested():
-    """True when the environment asks for more than one process (`KERAS_DISTRIBUTION_NUM_PROCESSES`)."""
+    """True when `KERAS_DISTRIBUTION_NUM_PROCESSES` asks for more than one process."""
     return int(os.environ.get(NUM_PROCESSES_ENV) or 1) > 1
 
 
