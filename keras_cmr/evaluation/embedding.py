@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_cmr.distribution import batch_multiple
+from keras_cmr.distribution import batch_multiple, replicated_inputs
 
 
 def embed_pairs(model, image, text, batch_size=256):
@@ -19,7 +19,9 @@ def embed_pairs(model, image, text, batch_size=256):
         image, text = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
                        for a in (np.asarray(image), np.asarray(text)))
         batch_size = -(-batch_size // devices) * devices
-    outputs = model.predict({"image": image, "text": text}, batch_size=batch_size, verbose=0)
+    with replicated_inputs():  # multi-process JAX: every process embeds all rows
+        outputs = model.predict({"image": image, "text": text}, batch_size=batch_size,
+                                verbose=0)
     if not isinstance(outputs, dict) or not {"image", "text"} <= outputs.keys():
         keys = f" with keys {sorted(outputs)}" if isinstance(outputs, dict) else ""
         raise ValueError(

@@ -15,6 +15,7 @@ of each query is needed, so the gallery is streamed through the index chunk by c
 import numpy as np
 
 from keras_cmr.evaluation.inputs import check_label_forms, prepare_labels
+from keras_cmr.retrieval.approximate import recall_against_exact
 from keras_cmr.utils.checks import check_positive_int
 
 
@@ -27,7 +28,7 @@ def _relevance(query_labels, gallery_labels, positions):
 
 
 def evaluate_index(index, queries, query_labels, gallery_labels, k=10, k_values=(1, 5, 10),
-                   verbose="auto"):
+                   verbose="auto", exact=None):
     """mAP@K, P@k and recall@k of retrieving from `index` (definitions: module docstring).
 
     Args:
@@ -39,9 +40,13 @@ def evaluate_index(index, queries, query_labels, gallery_labels, k=10, k_values=
         k: K of mAP@K, and the depth searched.
         k_values: cutoffs of P@k and recall@k, each at most `k`.
         verbose: progress bar of the search (True, False or "auto").
+        exact: an exact index over the same gallery in the same order (`BruteForceIndex`, or
+            a flat `FaissIndex`), for an approximate `index`: adds "recall_vs_exact@K", the
+            mean fraction of each query's exact top K that `index` found in its top K.
 
     Returns:
-        {"map@K": float, "precision@k": float, ..., "recall@k": float, ...}.
+        {"map@K": float, "precision@k": float, ..., "recall@k": float, ...}, and
+        "recall_vs_exact@K" with `exact`.
     """
     k = check_positive_int(k, "`k`")
     k_values = [check_positive_int(cutoff, "`k_values`") for cutoff in k_values]
@@ -63,4 +68,10 @@ def evaluate_index(index, queries, query_labels, gallery_labels, k=10, k_values=
     for cutoff in k_values:
         depth = min(cutoff, relevant.shape[1])
         results[f"recall@{cutoff}"] = float((hits[:, depth - 1] > 0).mean())
+    if exact is not None:
+        if (exact.ntotal, exact.dim) != (index.ntotal, index.dim):
+            raise ValueError(f"`exact` holds {exact.ntotal} x {exact.dim}, the index "
+                             f"{index.ntotal} x {index.dim}: they must hold the same gallery.")
+        _, exact_positions = exact.search_positions(queries, k, verbose=verbose)
+        results[f"recall_vs_exact@{k}"] = recall_against_exact(positions, exact_positions)
     return results

@@ -1,4 +1,4 @@
-"""Exact top-k search over a gallery: brute force on `keras.ops`, or faiss' flat index.
+"""Top-k search over a gallery: exact brute force on `keras.ops`, or faiss (exact or not).
 
 Both rank a gallery by similarity to each query, highest first, and return the k best as
 (scores, ids). With `metric="cosine"` (the default, the geometry of `keras_cmr.evaluation`)
@@ -16,6 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cmr.retrieval.approximate import (apply_search_options, faiss_options,
+                                             new_faiss_index, npy_training_sample,
+                                             training_sample)
 from keras_cmr.retrieval.storage import NpyRows, save_index_folder, write_npy_chunks
 from keras_cmr.utils.arrays import unit_rows
 from keras_cmr.utils.checks import check_finite_rows, check_positive_int, to_numpy
@@ -113,6 +116,10 @@ class GalleryIndex:
         queries, k = self._check_search(queries, k)
         return self._search(queries, min(k, self.ntotal), verbose)
 
+    def _extra_config(self):
+        """What a kind of index adds to index.json (e.g. faiss' options)."""
+        return {}
+
     def save(self, directory):
         """Writes the index to the folder `directory` (replaced whole, never half-written).
 
@@ -120,7 +127,7 @@ class GalleryIndex:
         (`embeddings.npy` for brute force, `index.faiss` for faiss).
         """
         config = {"kind": self.kind, "metric": self.metric, "dim": self.dim,
-                  "ntotal": self.ntotal}
+                  "ntotal": self.ntotal, **self._extra_config()}
         save_index_folder(directory, config, self.ids, self._save_gallery)
 
 
@@ -248,38 +255,83 @@ def import_faiss():
 
 
 class FaissIndex(GalleryIndex):
-    """Exact top-k search with faiss' `IndexFlatIP` (optional: `pip install faiss-cpu`).
+    """Top-k search with faiss (optional: `pip install faiss-cpu`), exact or approximate.
 
-    The same interface and results as `BruteForceIndex` (up to float rounding in ties), for
-    users who already serve with faiss. The gallery lives in faiss' memory.
+    `index_type="flat"` (`IndexFlatIP`) gives the results of `BruteForceIndex` (up to float
+    rounding in ties). "ivf" and "hnsw" are approximate (`keras_cmr.retrieval.approximate`
+    defines them): faster on large galleries, at a recall below 1 that `evaluate_index(...,
+    exact=...)` measures. An IVF index trains its cells on the first `add` (or `add_npy`), on
+    `train_size` rows sampled evenly from them. The gallery lives in faiss' memory.
 
     Args:
         metric: "cosine" (rows L2-normalised) or "dot".
+        index_type: "flat", "ivf" or "hnsw".
+        nlist, nprobe, train_size: IVF cells, cells searched per query, training rows (default
+            64 * nlist).
+        hnsw_m, ef_construction, ef_search: HNSW links per row, beam while building, beam
+            while searching.
+
+    `nprobe` and `ef_search` may be changed after building or loading (`set_search`).
     """
 
     kind = "faiss"
 
-    def __init__(self, metric="cosine"):
+    def __init__(self, metric="cosine", index_type="flat", nlist=1024, nprobe=16,
+                 train_size=None, hnsw_m=32, ef_construction=200, ef_search=128):
         super().__init__(metric)
         self._faiss = import_faiss()
+        self.options = faiss_options(index_type, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
+                                     ef_construction=ef_construction, ef_search=ef_search,
+                                     train_size=train_size)
         self._index = None
+
+    def set_search(self, nprobe=None, ef_search=None):
+        """Changes the search-time knobs of an "ivf" (`nprobe`) or "hnsw" (`ef_search`) index."""
+        changes = {"nprobe": nprobe, "ef_search": ef_search}
+        for name, value in changes.items():
+            if value is None:
+                continue
+            if name not in self.options:
+                raise ValueError(f"`{name}` applies to another index type, not to "
+                                 f"{self.options['index_type']!r}.")
+            self.options = faiss_options(**{**self.options, name: value})
+        if self._index is not None:
+            apply_search_options(self._index, self.options)
+
+    def _build(self, dim, sample):
+        """Creates the faiss index; an IVF index trains on `sample` (raw rows; else None)."""
+        self._index = new_faiss_index(self._faiss, dim, self.options)
+        self.dim = dim
+        if self.options["index_type"] == "ivf":
+            sample = self._prepared(sample, "embeddings")
+            if len(sample) < self.options["nlist"]:
+                self._index, self.dim = None, None
+                raise ValueError(f"an IVF index of nlist={self.options['nlist']} cells trains "
+                                 f"on at least as many rows; got {len(sample)}: add more rows "
+                                 "first or lower nlist.")
+            self._index.train(np.ascontiguousarray(sample))
+        apply_search_options(self._index, self.options)
 
     def add(self, embeddings, ids=None, chunk_rows=GALLERY_CHUNK_ROWS):
         """Adds gallery rows (checked for NaN/inf, normalised for "cosine"), chunk by chunk."""
         rows = check_rows(embeddings, "embeddings", self.dim)
         ids = self._new_ids(len(rows), ids)
         if self._index is None:
-            self._index = self._faiss.IndexFlatIP(rows.shape[1])
-            self.dim = rows.shape[1]
+            size = self.options.get("train_size")
+            self._build(rows.shape[1], size and training_sample(rows, size))
         for start in range(0, len(rows), chunk_rows):
             chunk = self._prepared(rows[start:start + chunk_rows], "embeddings", start)
             self._index.add(np.ascontiguousarray(chunk))
         self._ids.append(ids)
 
     def add_npy(self, path, ids=None, chunk_rows=GALLERY_CHUNK_ROWS):
-        """Adds the rows of a 2-D `.npy` file, read chunk by chunk into faiss."""
+        """Adds the rows of a 2-D `.npy` file, read chunk by chunk into faiss (an IVF index
+        first trains on blocks read from across the file)."""
         rows = NpyRows(path)
         ids = self._new_ids(len(rows), ids)
+        if self._index is None:
+            size = self.options.get("train_size")
+            self._build(rows.shape[1], size and npy_training_sample(rows, size))
         for start in range(0, len(rows), chunk_rows):
             self.add(rows[start:start + chunk_rows], ids[start:start + chunk_rows])
 
@@ -288,15 +340,20 @@ class FaissIndex(GalleryIndex):
         scores, positions = self._index.search(np.ascontiguousarray(queries), k)
         return scores.astype(np.float32), positions.astype(np.int64)
 
+    def _extra_config(self):
+        return {"options": self.options}
+
     def _save_gallery(self, directory):
         self._faiss.write_index(self._index, os.path.join(directory, "index.faiss"))
 
     @classmethod
     def _load(cls, directory, config, ids, on_disk):
-        index = cls(metric=config["metric"])
+        options = dict(config.get("options", {"index_type": "flat"}))
+        index = cls(metric=config["metric"], **options)
         faiss = index._faiss
         flags = faiss.IO_FLAG_MMAP if on_disk else 0
         index._index = faiss.read_index(os.path.join(directory, "index.faiss"), flags)
+        apply_search_options(index._index, index.options)
         index.dim = index._index.d
         index._ids.append(ids)
         return index

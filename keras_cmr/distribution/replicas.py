@@ -22,6 +22,8 @@ import math
 import keras
 from keras import ops, tree
 
+from keras_cmr.distribution.processes import process_count
+
 
 def _tf_replica_context():
     """The TF replica context of a strategy with more than one replica, else None.
@@ -118,14 +120,17 @@ def replica_share(loss, value):
 def batch_multiple():
     """The number that every batch size must divide by: the devices along the batch axis of
     the JAX distribution in force (Keras shards each batch over them, `fit`, `evaluate` and
-    `predict` alike), else 1 (TensorFlow's MirroredStrategy splits uneven batches itself)."""
+    `predict` alike), else 1 (TensorFlow's MirroredStrategy splits uneven batches itself).
+    In a multi-process job, the batch a process feeds is its own share: the devices of one
+    process along the batch axis."""
     if keras.backend.backend() != "jax":
         return 1
     distribution = keras.distribution.distribution()
-    if distribution is None:
+    if distribution is None or not hasattr(distribution, "batch_dim_name"):
         return 1
     mesh = distribution.device_mesh
-    return int(mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)])
+    devices = int(mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)])
+    return max(1, devices // process_count())
 
 
 def scale_for_replicas(value):
@@ -139,6 +144,33 @@ def scale_for_replicas(value):
     if replicas == 1:
         return value
     return value * ops.cast(1.0 / replicas, keras.backend.standardize_dtype(value.dtype))
+
+
+class _ReplicatedData(keras.distribution.DataParallel):
+    """DataParallel's mesh and variables, with every input replicated rather than sharded."""
+
+    def get_data_layout(self, data_shape):
+        return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
+
+
+@contextlib.contextmanager
+def replicated_inputs():
+    """A scope in which every process of a multi-process JAX job passes the same, whole inputs
+    to `predict` and receives the whole outputs.
+
+    Under data parallelism each process feeds its own rows and the outputs are sharded over
+    the processes, which no process can read whole. Validation embeds the same rows in every
+    process instead: the inputs and the (replicated) weights on every device, so every process
+    computes the same figures and takes the same early-stopping decision. Outside a
+    multi-process job, nothing changes.
+    """
+    distribution = keras.distribution.distribution()
+    if process_count() == 1 or distribution is None:
+        yield
+        return
+    with _ReplicatedData(device_mesh=distribution.device_mesh,
+                         auto_shard_dataset=False).scope():
+        yield
 
 
 # One MirroredStrategy per device list and process: each new strategy numbers its collectives
@@ -191,7 +223,10 @@ def data_parallel(devices=None):
         )
     devices = list(keras.distribution.list_devices() if devices is None else devices)
     if backend == "jax":
-        distribution = keras.distribution.DataParallel(devices=devices)
+        # Multi-process: each process feeds its own rows (`process_rows`), never a shard of one
+        # shared dataset.
+        distribution = keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=process_count() == 1)
         with distribution.scope():
             yield distribution
         return
