@@ -24,7 +24,14 @@ from keras_cmr.losses.pair_wise import (
     supervised_infonce,
     triplet,
 )
-from keras_cmr.losses.soft_contrastive import SoftContrastiveLoss, relaxed_labels, soft_contrastive
+from keras_cmr.losses.soft_contrastive import SoftContrastiveLoss, soft_contrastive
+from keras_cmr.losses.soft_kernels import soft_contrastive_infonce, soft_contrastive_margin
+from keras_cmr.losses.soft_labels import (
+    SoftLabels,
+    relaxed_labels,
+    soft_infonce_targets,
+    soft_labels,
+)
 
 __all__ = [
     "ClassWiseCrossEntropy",
@@ -33,6 +40,7 @@ __all__ = [
     "InfoNCELoss",
     "LabelRegressionLoss",
     "SoftContrastiveLoss",
+    "SoftLabels",
     "SupervisedInfoNCELoss",
     "TripletLoss",
     "class_wise_cross_entropy",
@@ -44,6 +52,10 @@ __all__ = [
     "prototype_contrastive",
     "relaxed_labels",
     "soft_contrastive",
+    "soft_contrastive_infonce",
+    "soft_contrastive_margin",
+    "soft_infonce_targets",
+    "soft_labels",
     "supervised_infonce",
     "triplet",
 ]
