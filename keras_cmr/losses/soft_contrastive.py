@@ -186,7 +186,8 @@ def _soft_contrastive_from_dict(labels, y_pred, **options):
     if isinstance(y_pred, dict) and "source_image" not in y_pred and "source_text" not in y_pred:
         keys = keys[:2]
     embeddings = unpack(y_pred, keys, "SoftContrastiveLoss") + [None] * (4 - len(keys))
-    return soft_contrastive(*embeddings, labels, **with_learned_temperature(y_pred, options))
+    return soft_contrastive(*embeddings, labels=labels,
+                            **with_learned_temperature(y_pred, options))
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
