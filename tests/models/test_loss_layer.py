@@ -89,7 +89,7 @@ def test_functional_loss_layer_example_trains_evaluates_and_reloads(tmp_path):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     # 1438 training pairs in 2 equal batches: no ragged last batch to compile again.
-    figures = example.main(["--epochs", "2", "--batch-size", "719", "--learning-rate", "0.01",
+    figures = example.main(["--epochs", "8", "--batch-size", "719", "--learning-rate", "0.01",
                             "--embedding-dim", "8", "--hidden-dim", "16", "--quiet",
                             "--output", str(tmp_path / "met.keras")])
     assert figures["reloaded_identical"]
