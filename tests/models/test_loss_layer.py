@@ -1,8 +1,11 @@
 """SoftContrastiveLossLayer in a plain functional keras.Model: compile without a loss, fit
-without y, the same loss as soft_contrastive, a .keras round trip; and the example using it."""
+without y, the same loss as soft_contrastive, a .keras round trip; the example and the README
+paragraph that use it."""
 
+import ast
 import importlib.util
 import os
+import re
 
 import keras
 import numpy as np
@@ -96,3 +99,13 @@ def test_functional_loss_layer_example_trains_evaluates_and_reloads(tmp_path):
     assert np.isfinite(figures["loss"]).all()
     # 10 balanced classes: a random ranking scores about 0.1.
     assert 0.15 < figures["target"] <= 1.0
+
+
+def test_readme_loss_layer_example_runs(capsys):
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        text = stream.read()
+    section = text[text.index("## The loss as a layer"):]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    losses = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(losses) == 2 and all(np.isfinite(losses))
