@@ -1,7 +1,8 @@
 """Losses: class-wise (stage 1), pair-wise baselines, the soft contrastive transfer loss, DSCMR.
 
-Every loss is a function of plain tensors that returns one float32 value per anchor, shape
-(batch,), whose mean is the batch loss, and a registered `keras.losses.Loss` class that the
+Every loss is a function of plain tensors, `fn(<tensors>, labels=..., *, <options>)` (tensors
+first, labels by keyword), that returns one float32 value per anchor, shape (batch,), whose
+mean is the batch loss, and a registered `keras.losses.Loss` class that the
 models call as `loss(y_true=labels, y_pred={...named tensors...})`.
 """
 

@@ -1,6 +1,7 @@
 """Class-wise losses of the source model (METHOD.md, Stage 1), summed over both modalities.
 
-Each function takes the tensors first and the labels last (by keyword, `labels=...`) and
+Each function takes the tensors first and the labels by keyword (`labels=...`; keyword-only,
+so that a call in the former labels-first order fails instead of misreading its arguments) and
 returns one float32 loss per pair i, shape (n,); their mean is the batch loss. Labels are (n,) class indices or (n, C) multi-hot; the number of classes C is the last
 dimension of the logits or predictions.
 """
@@ -42,7 +43,7 @@ def _class_targets(labels, outputs, name, targets_fn):
     return outputs, targets_fn(labels, num_classes)
 
 
-def class_wise_cross_entropy(image_logits, text_logits, labels):
+def class_wise_cross_entropy(image_logits, text_logits, *, labels):
     """Softmax cross-entropy of both modalities' class logits, one value per pair.
 
         l_i = -sum_c y_ic log softmax_c(a_ic) - sum_c y_ic log softmax_c(b_ic)
@@ -65,7 +66,7 @@ def class_wise_cross_entropy(image_logits, text_logits, labels):
             + soft_cross_entropy(targets, logits["text_logits"]))
 
 
-def prototype_contrastive(image_embeddings, text_embeddings, prototypes, labels):
+def prototype_contrastive(image_embeddings, text_embeddings, prototypes, *, labels):
     """Prototype contrastive loss (PCL): cross-entropy of -squared distances to prototypes.
 
         l_i = -sum_c y_ic log softmax_c(-||u_i - p_c||^2)
@@ -96,7 +97,7 @@ def prototype_contrastive(image_embeddings, text_embeddings, prototypes, labels)
                                     labels=labels)
 
 
-def label_regression(image_predictions, text_predictions, labels):
+def label_regression(image_predictions, text_predictions, *, labels):
     """Label regression loss (DSCMR's first term), one value per pair.
 
         l_i = ||p_i - y_i||_2 + ||q_i - y_i||_2   (the norm, not its square)

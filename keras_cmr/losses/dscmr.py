@@ -16,7 +16,7 @@ from keras_cmr.losses._common import (
 from keras_cmr.losses.class_wise import label_regression
 
 
-def dscmr(image_embeddings, text_embeddings, image_predictions, text_predictions, labels, *,
+def dscmr(image_embeddings, text_embeddings, image_predictions, text_predictions, *, labels,
           alpha=1e-3, beta=0.1):
     """DSCMR loss: label regression + alpha * pairwise likelihood + beta * pair distance.
 
