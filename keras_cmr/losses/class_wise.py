@@ -2,8 +2,9 @@
 
 Each function takes the tensors first and the labels by keyword (`labels=...`; keyword-only,
 so that a call in the former labels-first order fails instead of misreading its arguments) and
-returns one float32 loss per pair i, shape (n,); their mean is the batch loss. Labels are (n,) class indices or (n, C) multi-hot; the number of classes C is the last
-dimension of the logits or predictions.
+returns one float32 loss per pair i, shape (n,); their mean is the batch loss. Labels are (n,)
+class indices or (n, C) multi-hot; the number of classes C is the last dimension of the logits
+or predictions.
 """
 
 import keras

@@ -186,7 +186,8 @@ def _infonce_from_dict(labels, y_pred, **options):
 
 def _supervised_infonce_from_dict(labels, y_pred, **options):
     image, text = _image_text(y_pred, "SupervisedInfoNCELoss")
-    return supervised_infonce(image, text, labels=labels, **with_learned_temperature(y_pred, options))
+    return supervised_infonce(image, text, labels=labels,
+                              **with_learned_temperature(y_pred, options))
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

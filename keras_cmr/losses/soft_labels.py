@@ -170,7 +170,7 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
         raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
                          "neither (the no-source control)")
     if labels is None and (label_mix > 0 or not with_source):
-        raise ValueError("labels are needed with label_mix > 0 and without a source")
+        raise ValueError("labels are needed when label_mix > 0 or without source embeddings")
     blocks = ("image_text", "image_image", "text_text") if intra_modal else ("image_text",)
     y = None
     if labels is not None:
@@ -226,7 +226,10 @@ def soft_infonce_targets(source_image_embeddings, source_text_embeddings, labels
         raise ValueError("labels are needed with label_mix > 0 or hard_targets")
     s = normalized_source(source_image_embeddings)
     t = normalized_source(source_text_embeddings)
-    y = None if labels is None else label_similarity(*[check_labels(labels, {"source_image_embeddings": s})] * 2)
+    y = None
+    if labels is not None:
+        labels = check_labels(labels, {"source_image_embeddings": s})
+        y = label_similarity(labels, labels)
     source_logits = cosine_matrix(s, t) / source_temperature
     targets = []
     for axis in (1, 0):  # 1: s_i ranks all t_j (image->text); 0: t_j ranks all s_i.
