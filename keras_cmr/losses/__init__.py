@@ -1,7 +1,8 @@
 """Losses: class-wise (stage 1), pair-wise baselines, the soft contrastive transfer loss, DSCMR.
 
-Every loss is a function of plain tensors that returns one float32 value per anchor, shape
-(batch,), whose mean is the batch loss, and a registered `keras.losses.Loss` class that the
+Every loss is a function of plain tensors, `fn(<tensors>, labels=..., *, <options>)` (tensors
+first, labels by keyword), that returns one float32 value per anchor, shape (batch,), whose
+mean is the batch loss, and a registered `keras.losses.Loss` class that the
 models call as `loss(y_true=labels, y_pred={...named tensors...})`.
 """
 
@@ -24,7 +25,14 @@ from keras_cmr.losses.pair_wise import (
     supervised_infonce,
     triplet,
 )
-from keras_cmr.losses.soft_contrastive import SoftContrastiveLoss, relaxed_labels, soft_contrastive
+from keras_cmr.losses.soft_contrastive import SoftContrastiveLoss, soft_contrastive
+from keras_cmr.losses.soft_kernels import soft_contrastive_infonce, soft_contrastive_margin
+from keras_cmr.losses.soft_labels import (
+    SoftLabels,
+    relaxed_labels,
+    soft_infonce_targets,
+    soft_labels,
+)
 
 __all__ = [
     "ClassWiseCrossEntropy",
@@ -33,6 +41,7 @@ __all__ = [
     "InfoNCELoss",
     "LabelRegressionLoss",
     "SoftContrastiveLoss",
+    "SoftLabels",
     "SupervisedInfoNCELoss",
     "TripletLoss",
     "class_wise_cross_entropy",
@@ -44,6 +53,10 @@ __all__ = [
     "prototype_contrastive",
     "relaxed_labels",
     "soft_contrastive",
+    "soft_contrastive_infonce",
+    "soft_contrastive_margin",
+    "soft_infonce_targets",
+    "soft_labels",
     "supervised_infonce",
     "triplet",
 ]

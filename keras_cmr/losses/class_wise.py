@@ -1,8 +1,10 @@
 """Class-wise losses of the source model (METHOD.md, Stage 1), summed over both modalities.
 
-Each function returns one float32 loss per pair i, shape (n,); their mean is the batch loss.
-Labels are (n,) class indices or (n, C) multi-hot; the number of classes C is the last
-dimension of the logits or predictions.
+Each function takes the tensors first and the labels by keyword (`labels=...`; keyword-only,
+so that a call in the former labels-first order fails instead of misreading its arguments) and
+returns one float32 loss per pair i, shape (n,); their mean is the batch loss. Labels are (n,)
+class indices or (n, C) multi-hot; the number of classes C is the last dimension of the logits
+or predictions.
 """
 
 import keras
@@ -42,7 +44,7 @@ def _class_targets(labels, outputs, name, targets_fn):
     return outputs, targets_fn(labels, num_classes)
 
 
-def class_wise_cross_entropy(labels, image_logits, text_logits):
+def class_wise_cross_entropy(image_logits, text_logits, *, labels):
     """Softmax cross-entropy of both modalities' class logits, one value per pair.
 
         l_i = -sum_c y_ic log softmax_c(a_ic) - sum_c y_ic log softmax_c(b_ic)
@@ -51,9 +53,9 @@ def class_wise_cross_entropy(labels, image_logits, text_logits):
     empty label set gives 0). With logits s * cos(e, W_c) this is the normalised-softmax loss.
 
     Args:
-        labels: (n,) class indices or (n, C) multi-hot.
         image_logits: (n, C) image logits a_i.
         text_logits: (n, C) text logits b_i.
+        labels: (n,) class indices or (n, C) multi-hot.
 
     Returns:
         float32 tensor of shape (n,).
@@ -65,7 +67,7 @@ def class_wise_cross_entropy(labels, image_logits, text_logits):
             + soft_cross_entropy(targets, logits["text_logits"]))
 
 
-def prototype_contrastive(labels, image_embeddings, text_embeddings, prototypes):
+def prototype_contrastive(image_embeddings, text_embeddings, prototypes, *, labels):
     """Prototype contrastive loss (PCL): cross-entropy of -squared distances to prototypes.
 
         l_i = -sum_c y_ic log softmax_c(-||u_i - p_c||^2)
@@ -74,10 +76,10 @@ def prototype_contrastive(labels, image_embeddings, text_embeddings, prototypes)
     with p_c the L2-normalised prototypes and y_i as in `class_wise_cross_entropy`.
 
     Args:
-        labels: (n,) class indices or (n, C) multi-hot.
         image_embeddings: (n, E) image embeddings u_i (used as given).
         text_embeddings: (n, E) text embeddings v_i (used as given).
         prototypes: (C, E) class prototypes (normalised inside).
+        labels: (n,) class indices or (n, C) multi-hot.
 
     Returns:
         float32 tensor of shape (n,).
@@ -92,11 +94,11 @@ def prototype_contrastive(labels, image_embeddings, text_embeddings, prototypes)
         raise ValueError("prototypes and embeddings must have the same embedding size; received "
                          f"{sorted(sizes)}")
     logits = {name: -squared_distances(x, prototypes) for name, x in embeddings.items()}
-    return class_wise_cross_entropy(labels, logits["image_embeddings"],
-                                    logits["text_embeddings"])
+    return class_wise_cross_entropy(logits["image_embeddings"], logits["text_embeddings"],
+                                    labels=labels)
 
 
-def label_regression(labels, image_predictions, text_predictions):
+def label_regression(image_predictions, text_predictions, *, labels):
     """Label regression loss (DSCMR's first term), one value per pair.
 
         l_i = ||p_i - y_i||_2 + ||q_i - y_i||_2   (the norm, not its square)
@@ -104,9 +106,9 @@ def label_regression(labels, image_predictions, text_predictions):
     with y_i the one-hot class or the multi-hot vector; differentiable where p_i = y_i.
 
     Args:
-        labels: (n,) class indices or (n, C) multi-hot.
         image_predictions: (n, C) image label predictions p_i.
         text_predictions: (n, C) text label predictions q_i.
+        labels: (n,) class indices or (n, C) multi-hot.
 
     Returns:
         float32 tensor of shape (n,).
@@ -120,13 +122,13 @@ def label_regression(labels, image_predictions, text_predictions):
 
 def _cross_entropy_from_dict(labels, y_pred):
     return class_wise_cross_entropy(
-        labels, *unpack(y_pred, ("image_logits", "text_logits"), "ClassWiseCrossEntropy"))
+        *unpack(y_pred, ("image_logits", "text_logits"), "ClassWiseCrossEntropy"), labels=labels)
 
 
 def _label_regression_from_dict(labels, y_pred):
     return label_regression(
-        labels,
-        *unpack(y_pred, ("image_predictions", "text_predictions"), "LabelRegressionLoss"))
+        *unpack(y_pred, ("image_predictions", "text_predictions"), "LabelRegressionLoss"),
+        labels=labels)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

@@ -16,7 +16,7 @@ from keras_cmr.losses._common import (
 from keras_cmr.losses.class_wise import label_regression
 
 
-def dscmr(labels, image_embeddings, text_embeddings, image_predictions, text_predictions,
+def dscmr(image_embeddings, text_embeddings, image_predictions, text_predictions, *, labels,
           alpha=1e-3, beta=0.1):
     """DSCMR loss: label regression + alpha * pairwise likelihood + beta * pair distance.
 
@@ -29,11 +29,11 @@ def dscmr(labels, image_embeddings, text_embeddings, image_predictions, text_pre
     J_i averages over j, so mean_i J_i is DSCMR's mean over all n^2 pairs of each block.
 
     Args:
-        labels: (n,) class indices or (n, C) multi-hot.
         image_embeddings: (n, E) image embeddings u_i.
         text_embeddings: (n, E) text embeddings v_i.
         image_predictions: (n, C) image label predictions p_i.
         text_predictions: (n, C) text label predictions q_i.
+        labels: (n,) class indices or (n, C) multi-hot.
         alpha: weight of the pairwise likelihood, >= 0.
         beta: weight of the paired-item distance, >= 0.
 
@@ -51,13 +51,13 @@ def dscmr(labels, image_embeddings, text_embeddings, image_predictions, text_pre
     for a, b in ((u, u), (v, v), (u, v)):
         theta = 0.5 * cosine_matrix(a, b)
         likelihood = likelihood + ops.mean(ops.softplus(theta) - y * theta, axis=1)
-    regression = label_regression(labels, e["image_predictions"], e["text_predictions"])
+    regression = label_regression(e["image_predictions"], e["text_predictions"], labels=labels)
     return regression + alpha * likelihood + beta * safe_norm(u - v)
 
 
 def _dscmr_from_dict(labels, y_pred, **options):
     keys = ("image", "text", "image_predictions", "text_predictions")
-    return dscmr(labels, *unpack(y_pred, keys, "DSCMRLoss"), **options)
+    return dscmr(*unpack(y_pred, keys, "DSCMRLoss"), labels=labels, **options)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

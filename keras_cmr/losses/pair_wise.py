@@ -54,7 +54,7 @@ def _symmetric_cross_entropy(logits, y):
     return 0.5 * (ce[0] + ce[1])
 
 
-def contrastive(image_embeddings, text_embeddings, labels, margin=1.0):
+def contrastive(image_embeddings, text_embeddings, labels, *, margin=1.0):
     """Contrastive loss (Hadsell et al.) over all cross-modal pairs, one value per anchor.
 
         l_i = sum_j [ y_ij * d_ij^2 + (1 - y_ij) * max(0, margin - d_ij)^2 ],
@@ -79,7 +79,7 @@ def contrastive(image_embeddings, text_embeddings, labels, margin=1.0):
     return ops.sum(y * ops.square(d) + (1.0 - y) * ops.square(ops.relu(margin - d)), axis=1)
 
 
-def triplet(image_embeddings, text_embeddings, labels=None, margin=0.2, mining="hardest"):
+def triplet(image_embeddings, text_embeddings, labels=None, *, margin=0.2, mining="hardest"):
     """Bidirectional triplet ranking loss on cosine similarity (VSE++, Faghri et al.).
 
     With S_ij = cos(u_i, v_j), the positive of anchor i is its own pair (S_ii) and the negatives
@@ -121,7 +121,7 @@ def triplet(image_embeddings, text_embeddings, labels=None, margin=0.2, mining="
     return per_anchor
 
 
-def infonce(image_embeddings, text_embeddings, temperature=0.07):
+def infonce(image_embeddings, text_embeddings, *, temperature=0.07):
     """Symmetric InfoNCE / CLIP loss with the paired items as the only positives.
 
         z_ij = cos(u_i, v_j) / temperature,
@@ -143,7 +143,7 @@ def infonce(image_embeddings, text_embeddings, temperature=0.07):
     return _symmetric_cross_entropy(logits, diagonal)
 
 
-def supervised_infonce(image_embeddings, text_embeddings, labels, temperature=0.1):
+def supervised_infonce(image_embeddings, text_embeddings, labels, *, temperature=0.1):
     """Supervised symmetric InfoNCE: every same-class cross-modal pair is a positive.
 
         z_ij = cos(u_i, v_j) / temperature,
@@ -172,11 +172,11 @@ def _image_text(y_pred, loss_name):
 
 
 def _contrastive_from_dict(labels, y_pred, **options):
-    return contrastive(*_image_text(y_pred, "ContrastiveLoss"), labels, **options)
+    return contrastive(*_image_text(y_pred, "ContrastiveLoss"), labels=labels, **options)
 
 
 def _triplet_from_dict(labels, y_pred, **options):
-    return triplet(*_image_text(y_pred, "TripletLoss"), labels, **options)
+    return triplet(*_image_text(y_pred, "TripletLoss"), labels=labels, **options)
 
 
 def _infonce_from_dict(labels, y_pred, **options):
@@ -186,7 +186,8 @@ def _infonce_from_dict(labels, y_pred, **options):
 
 def _supervised_infonce_from_dict(labels, y_pred, **options):
     image, text = _image_text(y_pred, "SupervisedInfoNCELoss")
-    return supervised_infonce(image, text, labels, **with_learned_temperature(y_pred, options))
+    return supervised_infonce(image, text, labels=labels,
+                              **with_learned_temperature(y_pred, options))
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

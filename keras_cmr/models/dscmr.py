@@ -4,15 +4,16 @@ import keras
 
 from keras_cmr.distribution import gather_global_batch
 from keras_cmr.losses import DSCMRLoss
-from keras_cmr.models.source import SourceModel
+from keras_cmr.models.encoder import CrossModalTrainer
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
-class DSCMRModel(SourceModel):
+class DSCMRModel(CrossModalTrainer):
     """Label regression through a shared linear map, plus DSCMR's pair terms.
 
     Loss: ||P^T u - y|| + ||P^T v - y|| + alpha * pairwise likelihood (theta = cos / 2, over
-    image-image, text-text and image-text pairs) + beta * ||u_i - v_i||.
+    image-image, text-text and image-text pairs) + beta * ||u_i - v_i||; P is the bias-free
+    linear map `classifier` that both towers share (DSCMR's label space).
 
     Args:
         encoder: the `CrossModalEncoder` to train.
@@ -24,10 +25,21 @@ class DSCMRModel(SourceModel):
     serialized_children = ("encoder",)
 
     def __init__(self, encoder, num_classes, alpha=1e-3, beta=0.1, **kwargs):
-        super().__init__(encoder, num_classes, head="regression", **kwargs)
+        super().__init__(encoder, **kwargs)
+        self.num_classes = int(num_classes)
         self.alpha = float(alpha)
         self.beta = float(beta)
+        # The attribute names are the weight paths of .keras files saved before, when this
+        # model was a SourceModel with a regression head.
+        self.classifier = keras.layers.Dense(self.num_classes, use_bias=False,
+                                             name="classifier")
         self.class_loss = DSCMRLoss(alpha=self.alpha, beta=self.beta)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if not self.classifier.built:
+            self.classifier.build(
+                self.encoder.image_tower.compute_output_shape(input_shape["image"]))
 
     def training_loss(self, x, labels, embeddings, training):
         labels, embeddings = gather_global_batch((labels, embeddings))
@@ -39,7 +51,5 @@ class DSCMRModel(SourceModel):
         })
 
     def get_config(self):
-        config = super().get_config()
-        for fixed in ("head", "scale", "seed", "pair_loss_weight"):
-            del config[fixed]  # set by the method, not by the user
-        return {**config, "alpha": self.alpha, "beta": self.beta}
+        return {**super().get_config(), "num_classes": self.num_classes, "alpha": self.alpha,
+                "beta": self.beta}

@@ -67,7 +67,7 @@ def assert_matches(got, expected):
 @pytest.mark.parametrize("scale", [1.0, 16.0])
 def test_cross_entropy_matches_reference(rng, labels, scale):
     a, b = (scale * rng.normal(size=(N, C)).astype("float32") for _ in range(2))
-    assert_matches(class_wise_cross_entropy(LABELS[labels], a, b),
+    assert_matches(class_wise_cross_entropy(a, b, labels=LABELS[labels]),
                    ref_cross_entropy(LABELS[labels], a, b))
 
 
@@ -75,47 +75,47 @@ def test_cross_entropy_matches_reference(rng, labels, scale):
 def test_prototype_contrastive_matches_reference(rng, labels):
     u, v = (rng.normal(size=(N, E)).astype("float32") for _ in range(2))
     prototypes = rng.normal(size=(C, E)).astype("float32")
-    assert_matches(prototype_contrastive(LABELS[labels], u, v, prototypes),
+    assert_matches(prototype_contrastive(u, v, prototypes, labels=LABELS[labels]),
                    ref_prototype(LABELS[labels], u, v, prototypes))
 
 
 @pytest.mark.parametrize("labels", ["classes", "multi_hot"])
 def test_label_regression_matches_reference(rng, labels):
     p, q = (rng.normal(size=(N, C)).astype("float32") for _ in range(2))
-    assert_matches(label_regression(LABELS[labels], p, q),
+    assert_matches(label_regression(p, q, labels=LABELS[labels]),
                    ref_regression(LABELS[labels], p, q))
 
 
 def test_float_and_column_class_labels(rng):
     a, b = (rng.normal(size=(N, C)).astype("float32") for _ in range(2))
-    expected = ops.convert_to_numpy(class_wise_cross_entropy(CLASS_LABELS, a, b))
+    expected = ops.convert_to_numpy(class_wise_cross_entropy(a, b, labels=CLASS_LABELS))
     for labels in (CLASS_LABELS.astype("float32"), CLASS_LABELS[:, None]):
         np.testing.assert_allclose(
-            ops.convert_to_numpy(class_wise_cross_entropy(labels, a, b)), expected, rtol=1e-6)
+            ops.convert_to_numpy(class_wise_cross_entropy(a, b, labels=labels)), expected, rtol=1e-6)
 
 
 def test_hand_derived_values():
     # Uniform logits over C classes: log C per tower; a perfect prediction regresses to 0.
     zeros = np.zeros((2, C), "float32")
     np.testing.assert_allclose(
-        ops.convert_to_numpy(class_wise_cross_entropy(np.array([0, 3]), zeros, zeros)),
+        ops.convert_to_numpy(class_wise_cross_entropy(zeros, zeros, labels=np.array([0, 3]))),
         [2 * math.log(C)] * 2, rtol=1e-6)
     one_hot = np.eye(C, dtype="float32")[[0, 3]]
     np.testing.assert_allclose(
-        ops.convert_to_numpy(label_regression(np.array([0, 3]), one_hot, zeros)), [1.0, 1.0],
+        ops.convert_to_numpy(label_regression(one_hot, zeros, labels=np.array([0, 3]))), [1.0, 1.0],
         rtol=1e-6)
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda a: class_wise_cross_entropy(CLASS_LABELS, a, a[:, :3]), "number of classes"),
-        (lambda a: class_wise_cross_entropy(MULTI_HOT[:, :3], a, a), "classes"),
-        (lambda a: class_wise_cross_entropy(CLASS_LABELS[:4], a, a), "labels: 4"),
-        (lambda a: label_regression(CLASS_LABELS, a[:5], a), "image_predictions: 5"),
-        (lambda a: label_regression(CLASS_LABELS, a[0], a), "rank 2"),
-        (lambda a: prototype_contrastive(CLASS_LABELS, a, a, a[0]), "prototypes"),
-        (lambda a: prototype_contrastive(CLASS_LABELS, a, a, a[:, :3]), "embedding size"),
+        (lambda a: class_wise_cross_entropy(a, a[:, :3], labels=CLASS_LABELS), "number of classes"),
+        (lambda a: class_wise_cross_entropy(a, a, labels=MULTI_HOT[:, :3]), "classes"),
+        (lambda a: class_wise_cross_entropy(a, a, labels=CLASS_LABELS[:4]), "labels: 4"),
+        (lambda a: label_regression(a[:5], a, labels=CLASS_LABELS), "image_predictions: 5"),
+        (lambda a: label_regression(a[0], a, labels=CLASS_LABELS), "rank 2"),
+        (lambda a: prototype_contrastive(a, a, a[0], labels=CLASS_LABELS), "prototypes"),
+        (lambda a: prototype_contrastive(a, a, a[:, :3], labels=CLASS_LABELS), "embedding size"),
     ],
 )
 def test_bad_arguments_raise(rng, call, match):

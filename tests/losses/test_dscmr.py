@@ -57,7 +57,7 @@ def inputs(rng):
 def test_matches_reference(inputs, labels, alpha, beta):
     u, v, p, q = inputs
     labels = LABELS[labels]
-    got = ops.convert_to_numpy(dscmr(labels, u, v, p, q, alpha=alpha, beta=beta))
+    got = ops.convert_to_numpy(dscmr(u, v, p, q, labels=labels, alpha=alpha, beta=beta))
     assert got.shape == (N,) and got.dtype == np.float32
     np.testing.assert_allclose(got, reference(labels, u, v, p, q, alpha, beta), rtol=1e-5,
                                atol=1e-5)
@@ -66,14 +66,14 @@ def test_matches_reference(inputs, labels, alpha, beta):
 def test_zero_weights_leave_label_regression(inputs):
     u, v, p, q = inputs
     np.testing.assert_allclose(
-        ops.convert_to_numpy(dscmr(CLASS_LABELS, u, v, p, q, alpha=0.0, beta=0.0)),
-        ops.convert_to_numpy(label_regression(CLASS_LABELS, p, q)), rtol=1e-6)
+        ops.convert_to_numpy(dscmr(u, v, p, q, labels=CLASS_LABELS, alpha=0.0, beta=0.0)),
+        ops.convert_to_numpy(label_regression(p, q, labels=CLASS_LABELS)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("options, match", [({"alpha": -1.0}, "alpha"), ({"beta": -0.1}, "beta")])
 def test_bad_weights_raise(inputs, options, match):
     with pytest.raises(ValueError, match=match):
-        dscmr(CLASS_LABELS, *inputs, **options)
+        dscmr(*inputs, labels=CLASS_LABELS, **options)
     with pytest.raises(ValueError, match=match):
         DSCMRLoss(**options)
 
@@ -81,6 +81,6 @@ def test_bad_weights_raise(inputs, options, match):
 def test_bad_shapes_raise(inputs):
     u, v, p, q = inputs
     with pytest.raises(ValueError, match="text_embeddings: 5"):
-        dscmr(CLASS_LABELS, u, v[:5], p, q)
+        dscmr(u, v[:5], p, q, labels=CLASS_LABELS)
     with pytest.raises(ValueError, match="labels: 5"):
-        dscmr(CLASS_LABELS[:5], u, v, p, q)
+        dscmr(u, v, p, q, labels=CLASS_LABELS[:5])

@@ -46,15 +46,15 @@ CASES = {
         lambda y: losses.supervised_infonce(A["image"], A["text"], y, temperature=0.3)),
     "class_wise_cross_entropy": (
         losses.ClassWiseCrossEntropy(), ["image_logits", "text_logits"],
-        lambda y: losses.class_wise_cross_entropy(y, A["image_logits"], A["text_logits"])),
+        lambda y: losses.class_wise_cross_entropy(A["image_logits"], A["text_logits"], labels=y)),
     "label_regression": (
         losses.LabelRegressionLoss(), ["image_predictions", "text_predictions"],
-        lambda y: losses.label_regression(y, A["image_predictions"], A["text_predictions"])),
+        lambda y: losses.label_regression(A["image_predictions"], A["text_predictions"], labels=y)),
     "dscmr": (
         losses.DSCMRLoss(alpha=0.5, beta=0.2),
         ["image", "text", "image_predictions", "text_predictions"],
-        lambda y: losses.dscmr(y, A["image"], A["text"], A["image_predictions"],
-                               A["text_predictions"], alpha=0.5, beta=0.2)),
+        lambda y: losses.dscmr(A["image"], A["text"], A["image_predictions"],
+                               A["text_predictions"], labels=y, alpha=0.5, beta=0.2)),
 }
 NAMES = sorted(CASES)
 

@@ -24,11 +24,11 @@ LOSSES = {
     "infonce": lambda u, v, s, t, y: losses.infonce(u, v),
     "supervised_infonce": lambda u, v, s, t, y: losses.supervised_infonce(u, v, y),
     "class_wise_cross_entropy": lambda u, v, s, t, y: losses.class_wise_cross_entropy(
-        y, 16.0 * u, 16.0 * v),
+        16.0 * u, 16.0 * v, labels=y),
     "prototype_contrastive": lambda u, v, s, t, y: losses.prototype_contrastive(
-        y, u, v, PROTOTYPES),
-    "label_regression": lambda u, v, s, t, y: losses.label_regression(y, s, t),
-    "dscmr": lambda u, v, s, t, y: losses.dscmr(y, u, v, s, t),
+        u, v, PROTOTYPES, labels=y),
+    "label_regression": lambda u, v, s, t, y: losses.label_regression(s, t, labels=y),
+    "dscmr": lambda u, v, s, t, y: losses.dscmr(u, v, s, t, labels=y),
 }
 
 

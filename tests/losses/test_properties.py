@@ -319,19 +319,19 @@ SPECS = {
         lambda u, v, y, o: ref_supervised_infonce(u, v, y, **o),
         st.fixed_dictionaries({"temperature": st.sampled_from([0.1, 0.5])})),
     "class_wise_cross_entropy": Spec(
-        2, lambda a, b, y, o: losses.class_wise_cross_entropy(y, a, b),
+        2, lambda a, b, y, o: losses.class_wise_cross_entropy(a, b, labels=y),
         lambda a, b, y, o: ref_class_wise_cross_entropy(y, a, b), labels="classes",
         magnitude=lambda x: 4 * largest_entry(x)),
     "prototype_contrastive": Spec(
-        3, lambda u, v, p, y, o: losses.prototype_contrastive(y, u, v, p),
+        3, lambda u, v, p, y, o: losses.prototype_contrastive(u, v, p, labels=y),
         lambda u, v, p, y, o: ref_prototype_contrastive(y, u, v, p), labels="classes",
         prototypes=2, magnitude=lambda x: max(float(np.max(squared_distances(a, unit(x[2]))))
                                               for a in x[:2])),
     "label_regression": Spec(
-        2, lambda p, q, y, o: losses.label_regression(y, p, q),
+        2, lambda p, q, y, o: losses.label_regression(p, q, labels=y),
         lambda p, q, y, o: ref_label_regression(y, p, q), labels="classes"),
     "dscmr": Spec(
-        4, lambda u, v, p, q, y, o: losses.dscmr(y, u, v, p, q, **o),
+        4, lambda u, v, p, q, y, o: losses.dscmr(u, v, p, q, labels=y, **o),
         lambda u, v, p, q, y, o: ref_dscmr(y, u, v, p, q, **o),
         st.fixed_dictionaries({"alpha": st.sampled_from([1.0, 1e-3, 0.0]),
                                "beta": st.sampled_from([0.1, 2.0, 0.0])}),

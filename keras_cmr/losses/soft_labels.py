@@ -1,0 +1,243 @@
+"""The targets of the soft contrastive loss: relaxed labels, their margins, InfoNCE targets.
+
+A frozen source model's embeddings (s_i, t_j) give relaxed labels; mixed with the hard labels
+y_ij they become the pull weights w_ij and the margins m_ij of `soft_contrastive_margin`, or
+(with the source's own soft-max) the targets of `soft_contrastive_infonce`.
+"""
+
+import collections
+import numbers
+
+from keras import ops
+
+from keras_cmr.losses._common import (
+    EPSILON,
+    check_embeddings,
+    check_labels,
+    check_non_negative,
+    check_positive,
+    cosine_matrix,
+    l2_normalize,
+    label_similarity,
+    self_squared_distances,
+    squared_distances,
+    to_float32,
+)
+
+MARGINS = ("relaxed", "fixed")
+CALIBRATIONS = ("none", "row", "rank")
+# sigma="median" on a batch whose source embeddings all coincide would divide by 0.
+SIGMA_FLOOR = 1e-6
+
+SoftLabels = collections.namedtuple("SoftLabels", ["weights", "margins"])
+SoftLabels.__doc__ = """One block's pull weights w (n, m) and margins m ((n, m), or a float)."""
+
+
+def check_sigma(sigma):
+    if isinstance(sigma, str):
+        if sigma != "median":
+            raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
+    elif not isinstance(sigma, numbers.Real) or isinstance(sigma, bool) or sigma <= 0:
+        raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
+
+
+def check_calibration(calibration):
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}; received "
+                         f"calibration={calibration!r}")
+
+
+def check_label_mix(label_mix):
+    if not 0.0 <= label_mix <= 1.0:
+        raise ValueError(f"label_mix must be in [0, 1]; received label_mix={label_mix!r}")
+
+
+def check_margin(margin):
+    if margin not in MARGINS:
+        raise ValueError(f"margin must be one of {MARGINS}; received margin={margin!r}")
+
+
+def _ranks(values, axis):
+    """The 0-based rank of each entry along `axis` (ties broken by position)."""
+    return ops.cast(ops.argsort(ops.argsort(values, axis=axis), axis=axis), "float32")
+
+
+def _exponents(squared, calibration):
+    """The calibrated distances z of a block of source distances D_ij = ||s_i - t_j||^2.
+
+    "none": [D]; "row": [D - min_k D_ik, D - min_k D_kj] (each anchor's nearest partner at 0,
+    in both retrieval directions); "rank": [4 r_ij / (n - 1), 4 r'_ij / (n - 1)] with r_ij the
+    rank of D_ij in row i and r'_ij in column j, scaled to [0, 4], the range of D on the unit
+    sphere, so that sigma means the same in every calibration.
+    """
+    if calibration == "none":
+        return [squared]
+    if calibration == "row":
+        return [squared - ops.min(squared, axis=axis, keepdims=True) for axis in (1, 0)]
+    return [4.0 * _ranks(squared, axis) / ops.maximum(ops.cast(ops.shape(squared)[axis] - 1,
+                                                               "float32"), 1.0)
+            for axis in (1, 0)]
+
+
+def _sigma_value(sigma, exponents):
+    """sigma itself, or the batch median of the calibrated distances (no gradient, floored)."""
+    if sigma != "median":
+        return float(sigma)
+    values = ops.concatenate([ops.reshape(ops.stop_gradient(z), (-1,)) for z in exponents], 0)
+    return ops.maximum(ops.cast(ops.median(values), "float32"), SIGMA_FLOOR)
+
+
+def _relaxed(exponents, sigma_value):
+    """mean over the calibrated distances z of exp(-z / sigma)."""
+    return sum(ops.exp(-z / sigma_value) for z in exponents) / len(exponents)
+
+
+def normalized_source(x):
+    """The L2-normalised source embeddings, in float32, without gradient."""
+    return ops.stop_gradient(l2_normalize(to_float32(x)))
+
+
+def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0,
+                   calibration="none"):
+    """Relaxed labels of the source model: w_ij = exp(-||s_i - t_j||^2 / sigma) (uncalibrated).
+
+    The source embeddings are L2-normalised and carry no gradient. A calibration replaces the
+    squared distance D_ij = ||s_i - t_j||^2 so that w varies across the pairs of a batch even
+    when the source puts every pair far apart:
+
+    - "row": w_ij = 0.5 * (exp(-(D_ij - min_k D_ik) / sigma) + exp(-(D_ij - min_k D_kj) / sigma)),
+      a softmax over the batch with temperature sigma, divided by its maximum, in each direction
+      (each image's and each text's nearest partner gets 1);
+    - "rank": w_ij = 0.5 * (exp(-4 r_ij / ((n - 1) sigma)) + exp(-4 r'_ij / ((n - 1) sigma))),
+      r_ij the 0-based rank of D_ij among the D_ik of row i, r'_ij among the D_kj of column j
+      (ties broken by position): depends on the order of the source's distances only.
+
+    Args:
+        source_image_embeddings: (n, F) source image embeddings s_i.
+        source_text_embeddings: (m, F) source text embeddings t_j.
+        sigma: positive float, or "median" for the median over the batch of the calibrated
+            distances in the exponent (floored at 1e-6).
+        calibration: "none", "row" or "rank".
+
+    Returns:
+        float32 tensor of shape (n, m) with entries in (0, 1].
+    """
+    check_sigma(sigma)
+    check_calibration(calibration)
+    s = normalized_source(source_image_embeddings)
+    t = normalized_source(source_text_embeddings)
+    exponents = _exponents(squared_distances(s, t), calibration)
+    return _relaxed(exponents, _sigma_value(sigma, exponents))
+
+
+def soft_labels(source_image_embeddings=None, source_text_embeddings=None, labels=None, *,
+                sigma=1.0, calibration="none", label_mix=0.75, delta=1.5, margin="relaxed",
+                intra_modal=False):
+    """Pull weights and margins of the soft contrastive loss, per block of pairs.
+
+    With r_ij the relaxed labels of `relaxed_labels` (sigma, calibration) and y_ij the hard
+    labels of `label_similarity`:
+
+        w_ij = lam * y_ij + (1 - lam) * r_ij    (no source embeddings: w_ij = lam * y_ij)
+        m_ij = delta * (1 - w_ij)  (margin="relaxed")   or   m_ij = delta  (margin="fixed")
+
+    Blocks: "image_text" from (s_i, t_j); with `intra_modal`, also "image_image" from (s_i,
+    s_j) and "text_text" from (t_i, t_j), with the same sigma and calibration (the cross-modal
+    median when sigma="median") and exact 0 distances on their diagonals.
+
+    Args:
+        source_image_embeddings: (n, F) source image embeddings s_i, or None (no source).
+        source_text_embeddings: (n, F) source text embeddings t_j, or None (no source).
+        labels: (n,) class indices or (n, C) multi-hot; needed when label_mix > 0 and
+            without a source.
+        sigma, calibration: as in `relaxed_labels`.
+        label_mix: lam in [0, 1], the weight of the hard labels.
+        delta: margin scale, >= 0.
+        margin: "relaxed" or "fixed".
+        intra_modal: also return the image-image and text-text blocks.
+
+    Returns:
+        dict block name -> `SoftLabels(weights, margins)`: float32 (n, n) weights, and margins
+        of the same shape (margin="relaxed") or the float delta (margin="fixed").
+    """
+    check_sigma(sigma)
+    check_calibration(calibration)
+    check_label_mix(label_mix)
+    check_non_negative("delta", delta)
+    check_margin(margin)
+    with_source = source_image_embeddings is not None or source_text_embeddings is not None
+    if with_source and (source_image_embeddings is None or source_text_embeddings is None):
+        raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
+                         "neither (the no-source control)")
+    if labels is None and (label_mix > 0 or not with_source):
+        raise ValueError("labels are needed when label_mix > 0 or without source embeddings")
+    blocks = ("image_text", "image_image", "text_text") if intra_modal else ("image_text",)
+    y = None
+    if labels is not None:
+        named = {}
+        if with_source:
+            named = check_embeddings(source_image_embeddings=source_image_embeddings,
+                                     source_text_embeddings=source_text_embeddings)
+        y = label_similarity(*[check_labels(labels, named)] * 2)
+    if not with_source:
+        weights = dict.fromkeys(blocks, label_mix * y)
+    else:
+        s = normalized_source(source_image_embeddings)
+        t = normalized_source(source_text_embeddings)
+        exponents = {"image_text": _exponents(squared_distances(s, t), calibration)}
+        sigma_value = _sigma_value(sigma, exponents["image_text"])
+        if intra_modal:
+            exponents.update(image_image=_exponents(self_squared_distances(s), calibration),
+                             text_text=_exponents(self_squared_distances(t), calibration))
+        weights = {}
+        for block in blocks:
+            w = _relaxed(exponents[block], sigma_value)
+            weights[block] = label_mix * y + (1.0 - label_mix) * w if label_mix > 0 else w
+    return {block: SoftLabels(w, delta * (1.0 - w) if margin == "relaxed" else delta)
+            for block, w in weights.items()}
+
+
+def soft_infonce_targets(source_image_embeddings, source_text_embeddings, labels=None, *,
+                         label_mix=0.75, source_temperature=0.1, hard_targets=False):
+    """Soft targets of `soft_contrastive_infonce`, one (n, m) matrix per retrieval direction.
+
+        q_ij = lam * y_ij / sum_k y_ik + (1 - lam) * softmax_j(cos(s_i, t_j) / source_temperature)
+
+    for anchors s_i (image -> text, soft-max over j), and the same with i and j swapped for
+    anchors t_j (text -> image, soft-max and label sums over i); hard_targets: q_ij =
+    y_ij / sum_k y_ik alone. An intra-modal block passes the same source twice.
+
+    Args:
+        source_image_embeddings: (n, F) source embeddings s_i (no gradient).
+        source_text_embeddings: (m, F) source embeddings t_j (no gradient).
+        labels: (n,) class indices or (n, C) multi-hot (n = m); needed when label_mix > 0 or
+            hard_targets.
+        label_mix: lam in [0, 1].
+        source_temperature: temperature of the source soft-max, > 0.
+        hard_targets: the normalised hard labels alone.
+
+    Returns:
+        (image_to_text, text_to_image): float32 (n, m) matrices; the first sums to 1 over each
+        row, the second over each column (a row without a label-sharing partner sums to lam).
+    """
+    check_label_mix(label_mix)
+    check_positive("source_temperature", source_temperature)
+    if labels is None and (label_mix > 0 or hard_targets):
+        raise ValueError("labels are needed with label_mix > 0 or hard_targets")
+    s = normalized_source(source_image_embeddings)
+    t = normalized_source(source_text_embeddings)
+    y = None
+    if labels is not None:
+        labels = check_labels(labels, {"source_image_embeddings": s})
+        y = label_similarity(labels, labels)
+    source_logits = cosine_matrix(s, t) / source_temperature
+    targets = []
+    for axis in (1, 0):  # 1: s_i ranks all t_j (image->text); 0: t_j ranks all s_i.
+        hard = None if y is None else y / ops.maximum(ops.sum(y, axis=axis, keepdims=True),
+                                                      EPSILON)
+        if hard_targets:
+            targets.append(hard)
+            continue
+        soft = ops.softmax(source_logits, axis=axis)
+        targets.append(label_mix * hard + (1.0 - label_mix) * soft if label_mix > 0 else soft)
+    return tuple(targets)
