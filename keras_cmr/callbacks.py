@@ -6,12 +6,12 @@ diverged or collapsed run ends with an error instead of a saved model.
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
 
 from keras_cmr.failures import TrainingFailure, check_not_collapsed
+from keras_cmr.utils.checks import check_seed
 
 
 class ReproducibleEpochs(keras.callbacks.Callback):
@@ -44,12 +44,10 @@ class ReproducibleEpochs(keras.callbacks.Callback):
 
     def __init__(self, seed=0, data=None):
         super().__init__()
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if data is not None and not hasattr(data, "epoch"):
             raise ValueError(f"data must be a keras_cmr PairBatches (with an `epoch`), got "
                              f"{type(data).__name__}")
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.data = data
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -17,6 +17,13 @@ MODALITIES = ("image", "text")
 EMBED_CHUNK_ROWS = 4096
 
 
+def add_side_options(parser, modality_default, modality_help):
+    """--split and --modality: the split whose pairs are embedded, and which side of them."""
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--modality", default=modality_default, choices=MODALITIES,
+                        help=modality_help)
+
+
 def add_parser(commands):
     parser = commands.add_parser(
         "index", help="embed a gallery with a saved encoder and save a retrieval index",
@@ -24,9 +31,7 @@ def add_parser(commands):
                     "keras_cmr.retrieval index (exact; faiss with --faiss) to a folder.")
     parser.add_argument("encoder", help="a .keras file saved by keras-cmr (encoder or model)")
     add_data_option(parser)
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--modality", default="text", choices=MODALITIES,
-                        help="which side of the pairs forms the gallery (default text)")
+    add_side_options(parser, "text", "which side of the pairs forms the gallery (default text)")
     parser.add_argument("--out", required=True, help="folder of the index (replaced whole)")
     parser.add_argument("--faiss", action="store_true",
                         help="a faiss IndexFlatIP (needs faiss-cpu) instead of brute force")

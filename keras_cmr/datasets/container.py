@@ -12,6 +12,26 @@ from keras_cmr.utils.checks import check_labels, check_num_classes, check_real
 SPLIT_ORDER = ("train", "val", "test")
 
 
+def first_unseen_class(dataset):
+    """(split name, split, row, class, every unseen class of that split) of the first val /
+    test pair having a class that no training pair of `dataset` has (class indices or
+    multi-hot); None when every class was seen."""
+    train = dataset.train.labels
+    seen = train.any(axis=0) if train.ndim == 2 else np.isin(np.arange(dataset.num_classes),
+                                                              train)
+    for split_name, split in dataset.splits.items():
+        labels = split.labels
+        unseen = labels.astype(bool) & ~seen[None, :] if labels.ndim == 2 else ~seen[labels]
+        if split_name == "train" or not unseen.any():
+            continue
+        if labels.ndim == 2:
+            row, label = (int(i) for i in np.argwhere(unseen)[0])
+            return split_name, split, row, label, np.flatnonzero(unseen.any(axis=0)).tolist()
+        row = int(np.flatnonzero(unseen)[0])
+        return split_name, split, row, int(labels[row]), np.unique(labels[unseen]).tolist()
+    return None
+
+
 def _features(array, array_name):
     """Check one feature matrix and return it as a contiguous float32 array."""
     array = np.asarray(array)
@@ -105,7 +125,21 @@ class CrossModalSplit:
         )
 
 
-class CrossModalDataset:
+class SplitCollection:
+    """What the data set containers share: their `train`, `val` (or None) and `test` splits."""
+
+    @property
+    def splits(self):
+        """The splits present, as an ordered dict name -> split (train, val, test)."""
+        candidates = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: candidates[name] for name in SPLIT_ORDER if candidates[name] is not None}
+
+    @property
+    def is_multilabel(self):
+        return self.train.is_multilabel
+
+
+class CrossModalDataset(SplitCollection):
     """A cross-modal data set: train and test splits, an optional validation split.
 
     Args:
@@ -159,22 +193,12 @@ class CrossModalDataset:
             self._check_seen_classes()
 
     @property
-    def splits(self):
-        """The splits present, as an ordered dict name -> `CrossModalSplit` (train, val, test)."""
-        candidates = {"train": self.train, "val": self.val, "test": self.test}
-        return {name: candidates[name] for name in SPLIT_ORDER if candidates[name] is not None}
-
-    @property
     def image_dim(self):
         return self.train.image_dim
 
     @property
     def text_dim(self):
         return self.train.text_dim
-
-    @property
-    def is_multilabel(self):
-        return self.train.is_multilabel
 
     def _check_dims(self):
         for split_name, split in self.splits.items():
@@ -222,29 +246,9 @@ class CrossModalDataset:
 
     def _check_seen_classes(self):
         """Every class of val and test must have at least one training pair."""
-        train = self.train.labels
-        if train.ndim == 2:
-            seen = train.any(axis=0)
-        else:
-            seen = np.zeros(self.num_classes, dtype=bool)
-            seen[train] = True
-        for split_name, split in self.splits.items():
-            if split_name == "train":
-                continue
-            labels = split.labels
-            if labels.ndim == 2:
-                unseen = labels.astype(bool) & ~seen[None, :]
-                if not unseen.any():
-                    continue
-                row, label = (int(i) for i in np.argwhere(unseen)[0])
-                classes = np.flatnonzero(unseen.any(axis=0)).tolist()
-            else:
-                unseen = ~seen[labels]
-                if not unseen.any():
-                    continue
-                row = int(np.flatnonzero(unseen)[0])
-                label = int(labels[row])
-                classes = np.unique(labels[unseen]).tolist()
+        unseen = first_unseen_class(self)
+        if unseen is not None:
+            split_name, _, row, label, classes = unseen
             named = "" if self.class_names is None else f" ({self.class_names[label]!r})"
             raise ValueError(
                 f"split {split_name!r} row {row} has class {label}{named}, which no training "

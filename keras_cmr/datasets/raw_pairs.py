@@ -10,7 +10,7 @@ import os
 import keras
 import numpy as np
 
-from keras_cmr.datasets.container import SPLIT_ORDER
+from keras_cmr.datasets.container import SplitCollection, first_unseen_class
 from keras_cmr.utils.checks import check_labels, check_num_classes
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "hamming", "box", "lanczos")
@@ -171,7 +171,7 @@ def _image_size(image_size):
     return int(height), int(width)
 
 
-class RawDataset:
+class RawDataset(SplitCollection):
     """Raw train, optional val, and test splits with one label space.
 
     Args:
@@ -226,37 +226,15 @@ class RawDataset:
 
     def _check_seen_classes(self):
         """Every class of val and test must have at least one training pair."""
-        train = self.train.labels
-        seen = train.any(axis=0) if train.ndim == 2 else np.isin(
-            np.arange(self.num_classes), train)
-        for split_name, split in self.splits.items():
-            labels = split.labels
-            unseen = labels.astype(bool) & ~seen if labels.ndim == 2 else ~seen[labels]
-            if split_name == "train" or not unseen.any():
-                continue
-            if labels.ndim == 2:
-                row, label = (int(i) for i in np.argwhere(unseen)[0])
-                classes = np.flatnonzero(unseen.any(axis=0)).tolist()
-            else:
-                row = int(np.flatnonzero(unseen)[0])
-                label = int(labels[row])
-                classes = np.unique(labels[unseen]).tolist()
+        unseen = first_unseen_class(self)
+        if unseen is not None:
+            split_name, split, row, label, classes = unseen
             raise ValueError(
                 f"{split.where(row)}: split {split_name!r} has class {label}, which no "
                 f"training pair has (classes of {split_name!r} missing from train: "
                 f"{classes}); a model cannot learn a class it never sees in training. Fix the "
                 "split, or pass allow_unseen_classes=True for a zero-shot protocol"
             )
-
-    @property
-    def splits(self):
-        """The splits present, as an ordered dict name -> `RawSplit` (train, val, test)."""
-        candidates = {"train": self.train, "val": self.val, "test": self.test}
-        return {name: candidates[name] for name in SPLIT_ORDER if candidates[name] is not None}
-
-    @property
-    def is_multilabel(self):
-        return self.train.is_multilabel
 
     def __repr__(self):
         counts = ", ".join(f"{k}={v.num_pairs}" for k, v in self.splits.items())

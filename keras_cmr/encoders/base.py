@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_cmr.encoders import _hub
 from keras_cmr.encoders._hub import keras_hub
 from keras_cmr.layers import ProjectionTower
 
@@ -22,6 +23,9 @@ class HubTower(keras.layers.Layer):
     """
 
     POOLINGS = ()
+    # The constructor argument taking the preset's preprocessing layer, and its loader.
+    PRESET_PREPROCESSING = None
+    PRESET_PREPROCESSING_LOADER = None
 
     def __init__(self, backbone, embedding_dim=256, hidden_dims=(256,), activation="gelu",
                  dropout=0.1, normalize=True, freeze_backbone=True, pooling="auto", **kwargs):
@@ -38,6 +42,24 @@ class HubTower(keras.layers.Layer):
         self.head = ProjectionTower(embedding_dim, hidden_dims=hidden_dims,
                                     activation=activation, dropout=dropout,
                                     normalize=normalize, dtype=self.dtype_policy, name="head")
+
+    @classmethod
+    def from_preset(cls, preset, embedding_dim=256, load_weights=True, **kwargs):
+        """The tower on a preset's backbone, with the preset's preprocessing layer.
+
+        Args:
+            preset: a keras-hub preset folder (or, with network access, a preset name or
+                handle): a backbone preset of the tower's modality (ViT, BERT, ...) or a CLIP
+                preset, whose encoder of that modality is used.
+            embedding_dim: width of the shared embedding space.
+            load_weights: load the preset's weights (False: random initialisation).
+            **kwargs: the constructor's other arguments; the preprocessing argument
+                (`image_converter=`, `tokenizer=`) overrides the preset's.
+        """
+        backbone = _hub.load_backbone(preset, load_weights=load_weights)
+        if cls.PRESET_PREPROCESSING not in kwargs:
+            kwargs[cls.PRESET_PREPROCESSING] = cls.PRESET_PREPROCESSING_LOADER(preset)
+        return cls(backbone, embedding_dim=embedding_dim, **kwargs)
 
     # --- what subclasses provide -------------------------------------------------------------
 

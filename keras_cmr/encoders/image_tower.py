@@ -41,6 +41,8 @@ class ImageTower(HubTower):
             class token, else "mean").
     """
 
+    PRESET_PREPROCESSING = "image_converter"
+    PRESET_PREPROCESSING_LOADER = staticmethod(_hub.load_image_converter)
     POOLINGS = ("cls", "mean")
 
     def __init__(self, backbone, embedding_dim=256, image_converter=None, hidden_dims=(256,),
@@ -53,24 +55,6 @@ class ImageTower(HubTower):
                          freeze_backbone=freeze_backbone, pooling=pooling, **kwargs)
         self.image_converter = self._track_preprocessing(image_converter)
         self.image_shape = tuple(self._image_input().shape[1:])
-
-    @classmethod
-    def from_preset(cls, preset, embedding_dim=256, load_weights=True, **kwargs):
-        """The tower on a preset's vision backbone, with the preset's image converter.
-
-        Args:
-            preset: a keras-hub preset folder (or, with network access, a preset name or
-                handle): a vision backbone preset (ViT, ...) or a CLIP preset, whose vision
-                encoder is used.
-            embedding_dim: width of the shared embedding space.
-            load_weights: load the preset's weights (False: random initialisation).
-            **kwargs: the constructor's other arguments; `image_converter=` overrides the
-                preset's converter.
-        """
-        backbone = _hub.load_backbone(preset, load_weights=load_weights)
-        if "image_converter" not in kwargs:
-            kwargs["image_converter"] = _hub.load_image_converter(preset)
-        return cls(backbone, embedding_dim=embedding_dim, **kwargs)
 
     def _image_input(self):
         inputs = self.backbone.input

@@ -44,6 +44,8 @@ class TextTower(HubTower):
             output, "eos" for CLIP, else "mean").
     """
 
+    PRESET_PREPROCESSING = "tokenizer"
+    PRESET_PREPROCESSING_LOADER = staticmethod(_hub.load_tokenizer)
     POOLINGS = ("eos", "pooled", "cls", "mean")
 
     def __init__(self, backbone, embedding_dim=256, tokenizer=None, sequence_length=None,
@@ -77,23 +79,6 @@ class TextTower(HubTower):
         if pad_token_id is None:
             pad_token_id = getattr(tokenizer, "pad_token_id", None)
         self.pad_token_id = 0 if pad_token_id is None else int(pad_token_id)
-
-    @classmethod
-    def from_preset(cls, preset, embedding_dim=256, load_weights=True, **kwargs):
-        """The tower on a preset's text backbone, with the preset's tokenizer.
-
-        Args:
-            preset: a keras-hub preset folder (or, with network access, a preset name or
-                handle): a text backbone preset (BERT, ...) or a CLIP preset, whose text
-                encoder is used.
-            embedding_dim: width of the shared embedding space.
-            load_weights: load the preset's weights (False: random initialisation).
-            **kwargs: the constructor's other arguments; `tokenizer=` overrides the preset's.
-        """
-        backbone = _hub.load_backbone(preset, load_weights=load_weights)
-        if "tokenizer" not in kwargs:
-            kwargs["tokenizer"] = _hub.load_tokenizer(preset)
-        return cls(backbone, embedding_dim=embedding_dim, **kwargs)
 
     def _resolve_pooling(self, pooling):
         outputs = self.backbone.output

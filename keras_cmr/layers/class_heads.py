@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_cmr.layers.projection import l2_normalize
+from keras_cmr.utils.arrays import l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

@@ -7,6 +7,8 @@ the small differences that distances and soft-max terms need) and returns float3
 import keras
 from keras import ops
 
+from keras_cmr.utils import arrays
+
 # Squared distances at or below this are treated as 0 by `safe_sqrt`; also a floor for divisors.
 # Far below any real squared norm (1e-12 would stop normalising rows of norm < 1e-6), and still
 # above float32's smallest normal number.
@@ -33,9 +35,8 @@ def safe_norm(x, axis=-1):
 
 
 def l2_normalize(x):
-    """x / ||x||_2 per row; a zero row stays 0 instead of becoming nan."""
-    squared_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared_norm, EPSILON))
+    """x / ||x||_2 per row; only an exact zero row is floored (it stays 0, not nan)."""
+    return arrays.l2_normalize(x, epsilon=EPSILON)
 
 
 def squared_distances(a, b):

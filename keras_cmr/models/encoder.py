@@ -169,6 +169,11 @@ class CrossModalTrainer(keras.Model):
         if not self.encoder.built:
             self.encoder.build(input_shape)
 
+    def build_head(self, head, input_shape):
+        """Builds `head`, a layer applied to the embeddings, for the image embeddings' shape."""
+        if not head.built:
+            head.build(self.encoder.image_tower.compute_output_shape(input_shape["image"]))
+
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
 

@@ -62,9 +62,7 @@ class SourceModel(CrossModalTrainer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        if not self.classifier.built:
-            self.classifier.build(
-                self.encoder.image_tower.compute_output_shape(input_shape["image"]))
+        self.build_head(self.classifier, input_shape)
 
     def training_loss(self, x, labels, embeddings, training):
         labels, embeddings = gather_global_batch((labels, embeddings))
