@@ -53,7 +53,19 @@ def _features(array, array_name):
     return array
 
 
-class CrossModalSplit:
+class LabelledPairs:
+    """What the split containers share: one label (or multi-hot row) per pair in `labels`."""
+
+    @property
+    def num_pairs(self):
+        return len(self.labels)
+
+    @property
+    def is_multilabel(self):
+        return self.labels.ndim == 2
+
+
+class CrossModalSplit(LabelledPairs):
     """One split of paired data: row i of `image` and row i of `text` form one pair.
 
     Args:
@@ -82,14 +94,6 @@ class CrossModalSplit:
             )
         if counts[0] < 1:
             raise ValueError(f"split {self.name!r} has no pairs")
-
-    @property
-    def num_pairs(self):
-        return len(self.labels)
-
-    @property
-    def is_multilabel(self):
-        return self.labels.ndim == 2
 
     @property
     def image_dim(self):

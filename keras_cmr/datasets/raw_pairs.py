@@ -10,7 +10,7 @@ import os
 import keras
 import numpy as np
 
-from keras_cmr.datasets.container import SplitCollection, first_unseen_class
+from keras_cmr.datasets.container import LabelledPairs, SplitCollection, first_unseen_class
 from keras_cmr.utils.checks import check_labels, check_num_classes
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "hamming", "box", "lanczos")
@@ -34,7 +34,7 @@ def decode_image(path, image_size, interpolation, keep_aspect_ratio):
     return keras.utils.img_to_array(image, data_format="channels_last", dtype="uint8")
 
 
-class RawSplit:
+class RawSplit(LabelledPairs):
     """One split of raw pairs: image files (decoded on demand), captions and labels.
 
     Args:
@@ -87,14 +87,6 @@ class RawSplit:
     def image_size(self):
         """`(height, width)` of the decoded images."""
         return self.decoding["image_size"]
-
-    @property
-    def num_pairs(self):
-        return len(self.labels)
-
-    @property
-    def is_multilabel(self):
-        return self.labels.ndim == 2
 
     def where(self, row):
         """Where pair `row` came from, for messages."""
