@@ -113,3 +113,39 @@ def test_no_private_name_is_imported_from_another_subpackage():
 def test_no_module_is_over_400_lines(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it by job"
+
+
+def method_name_tests(text, names):
+    """[(line, name)]: comparisons (==, !=, in, not in) of a value with a method's name."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        constants = []
+        for operand in operands:
+            if isinstance(operand, (ast.Tuple, ast.List, ast.Set)):
+                constants += operand.elts
+            else:
+                constants.append(operand)
+        found += [(node.lineno, c.value) for c in constants
+                  if isinstance(c, ast.Constant) and c.value in names]
+    return found
+
+
+def test_method_name_test_detector_sees_each_form():
+    text = ("a == 'met'\nb in ('kim', 'x')\n'control' != c\nd == 'other'\n"
+            "e = {'met': 1}\n")
+    assert method_name_tests(text, {"met", "kim", "control"}) == [
+        (1, "met"), (2, "kim"), (3, "control")]
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if "methods" not in p.parts],
+                         ids=lambda p: str(p.relative_to(PACKAGE_ROOT)))
+def test_no_method_is_chosen_by_its_name_outside_the_registry(path):
+    """Only keras_cmr/methods names methods in code: the rest asks the registry what a method
+    needs (a source, a fit of its own), so a user's method is treated like a built-in one."""
+    from keras_cmr import methods
+
+    names = set(methods.available())
+    assert method_name_tests(path.read_text(), names) == []
