@@ -14,8 +14,11 @@ import os
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("callbacks", "config", "datasets", "encoders", "evaluation", "layers", "losses",
-                "methods", "models", "retrieval", "saving")
+_SUBPACKAGES = ("callbacks", "config", "datasets", "distribution", "encoders", "evaluation",
+                "failures", "layers", "losses", "methods", "models", "retrieval", "saving",
+                "statistics", "utils")
+# Loaded on first use in either mode: they register nothing with Keras.
+_ON_FIRST_USE = ("experiment", "linear")
 LAZY_IMPORT_VARIABLE = "KERAS_CMR_LAZY_IMPORT"
 
 
@@ -30,10 +33,10 @@ if os.environ.get(LAZY_IMPORT_VARIABLE) != "1":
 
 
 def __getattr__(name):
-    # Reached only in the lazy mode (an imported subpackage is an attribute already).
-    if name in _SUBPACKAGES or name == "experiment":
+    # An imported subpackage is an attribute already: this is reached only for the others.
+    if name in _SUBPACKAGES or name in _ON_FIRST_USE:
         return importlib.import_module(f"keras_cmr.{name}")
     raise AttributeError(f"module 'keras_cmr' has no attribute {name!r}")
 
 
-__all__ = [*_SUBPACKAGES, "LAZY_IMPORT_VARIABLE", "import_all", "__version__"]
+__all__ = [*_SUBPACKAGES, *_ON_FIRST_USE, "LAZY_IMPORT_VARIABLE", "import_all", "__version__"]
