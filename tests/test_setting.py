@@ -35,7 +35,8 @@ def test_defaults_leave_the_data_and_optimizer_as_before(rng):
                                       getattr(carved, name).image)
     assert setting_entries(prepared) == {}
     optimizer = FAST.optimizer()
-    assert type(optimizer) is keras.optimizers.Adam and optimizer.weight_decay is None
+    assert isinstance(optimizer, keras.optimizers.Adam) and optimizer.weight_decay is None
+    assert not isinstance(optimizer, keras.optimizers.AdamW)
     assert float(optimizer.beta_1) == 0.5
 
 
@@ -64,6 +65,11 @@ def test_noise_comes_before_carving_and_preprocessing_after(rng):
                                atol=1e-5)
     np.testing.assert_array_equal(prepared.train.text, expected.train.text)
     assert setting_entries(prepared)["preprocessing"] == {"image": ["standardize"], "text": []}
+    # Preparing again is a no-op (a run and its source both prepare); other noise is refused.
+    assert prepare_dataset(prepared, config, seed=5) is prepared
+    other = dataclasses.replace(config, label_noise={"rate": 0.1})
+    with pytest.raises(ValueError, match="already has label noise"):
+        prepare_dataset(prepared, other, seed=5)
     # The noise's own seed wins over the run's seed.
     seeded = dataclasses.replace(config, label_noise={"rate": 0.25, "seed": 9})
     assert prepare_dataset(dataset, seeded, seed=5).label_noise["seed"] == 9

@@ -13,6 +13,8 @@
    let the validation pairs shape the transform.
 
 The result records `label_noise` and `preprocessing` (None when unset), for the run's result.
+Preparing a prepared data set again with the same config and seed returns it unchanged, so
+both a run and the source it makes (`make_source`) may call it.
 """
 
 
@@ -33,15 +35,26 @@ def prepare_dataset(dataset, config, seed=0):
         ValueError: as `with_label_noise` (noisy or multi-hot data set) and `preprocessed`.
     """
     noise = config.noise_options(seed)
+    steps = {"image": list(config.image_preprocessing), "text": list(config.text_preprocessing)}
+    if dataset.val is not None and prepared_as(dataset, noise, steps):
+        return dataset
     if noise is not None:
         # A data set that comes with a validation split keeps it; with_label_noise then
         # flips the pooled train + val pairs, so validation is as noisy as train again.
         dataset = dataset.with_label_noise(noise["rate"], seed=noise["seed"], kind=noise["kind"])
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
-    if config.image_preprocessing or config.text_preprocessing:
-        dataset = dataset.preprocessed(image=config.image_preprocessing,
-                                       text=config.text_preprocessing)
+    if steps["image"] or steps["text"]:
+        dataset = dataset.preprocessed(**steps)
     return dataset
+
+
+def prepared_as(dataset, noise, steps):
+    """Whether `dataset` carries exactly this noise (or none) and these preprocessing steps."""
+    recorded = dataset.label_noise
+    same_noise = (recorded is None if noise is None else recorded is not None and all(
+        recorded[key] == noise[key] for key in ("rate", "kind", "seed")))
+    wanted = steps if steps["image"] or steps["text"] else None
+    return same_noise and dataset.preprocessing == wanted
 
 
 def setting_entries(dataset):
