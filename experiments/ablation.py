@@ -70,7 +70,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from keras_cmr import methods, saving
-    from keras_cmr.cli.options import read_json_object
+    from keras_cmr.utils.files import read_json_object
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import TrainingConfig, make_source, run_method
 

@@ -84,7 +84,7 @@ def main(argv=None):
     parser.add_argument("--json", required=True, help="where to write the statistics")
     args = parser.parse_args(argv)
     from keras_cmr import saving
-    from keras_cmr.cli.options import read_json_object
+    from keras_cmr.utils.files import read_json_object
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import TrainingConfig, out_of_fold_source, run_method
 

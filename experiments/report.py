@@ -1,16 +1,26 @@
 """Markdown tables for docs/results.md from `keras-cmr compare --json` files.
 
-    python experiments/report.py experiments/results/compare_wikipedia_jax.json
+    python experiments/report.py experiments/results/compare_wikipedia_jax.json \
+        experiments/results/noise_wikipedia_jax.json
 
-Prints the main table (test I2T / T2I / average mAP@all, mean ± sample standard deviation over
-seeds, and the mean best validation average mAP) and checks the issue's targets: MET above the
-class-wise source, the best pair-wise-only loss, the naive sum and the no-source control, each
-by more than one standard deviation of the seeds (the larger of the two methods').
+For each file with a "table" (compare --json), prints the main table (test I2T / T2I / average
+mAP@all, mean ± sample standard deviation over seeds, and the mean best validation average
+mAP) and checks the issue's targets: MET above the class-wise source, the best pair-wise-only
+loss, the naive sum and the no-source control, each by more than one standard deviation of the
+seeds (the larger of the two methods').
+
+Then, over every file's "runs" (compare --json, or experiments/noise_study.py whose runs carry
+a "label_noise" {"rate", "kind"} entry, several rates per file), grouped by setting (data,
+noise rate, noise kind): the paired per-seed differences reference − rival of the test average
+mAP (95% paired t interval, `keras_cmr.statistics.paired_comparisons`), and a verdict table
+counting, per rival, the settings where the reference is better / tied / worse.
 """
 
 import argparse
-import json
 import sys
+
+from keras_cmr.statistics import paired_comparisons, verdict_table
+from keras_cmr.utils.files import read_json_object
 
 PAIR_WISE = ("contrastive", "triplet", "infonce", "supervised_infonce")
 
@@ -19,15 +29,61 @@ def cell(row, key):
     return f"{row[key]:.4f} ± {row[key + '_std']:.4f}"
 
 
+def run_setting(content, run):
+    """(data, noise rate, noise kind) of one run; the kind of a clean run (rate 0) is "none"."""
+    noise = run.get("label_noise") or (content.get("config") or {}).get("label_noise") or {}
+    rate = float(noise.get("rate", 0.0))
+    return (str(content.get("data", "?")), rate, noise.get("kind", "symmetric") if rate else "none")
+
+
+def group_runs(contents):
+    """dict setting -> its runs, over every file's "runs", settings in order of appearance."""
+    groups = {}
+    for content in contents:
+        for run in content.get("runs", []):
+            groups.setdefault(run_setting(content, run), []).append(run)
+    return groups
+
+
+def print_paired(contents, reference, key):
+    """Prints the paired table and the verdict table; returns the comparisons per setting."""
+    comparisons = {}
+    for setting, runs in group_runs(contents).items():
+        if any(run["method"] == reference for run in runs):
+            comparisons[setting] = paired_comparisons(runs, reference, key)
+    comparisons = {setting: rivals for setting, rivals in comparisons.items() if rivals}
+    if not comparisons:
+        return comparisons
+    print(f"\n{reference} − rival, test {key}, per-seed paired differences (95% paired t)\n")
+    print("| data | noise | rival | seeds | mean difference | 95% interval | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    for (data, rate, kind), rivals in comparisons.items():
+        for rival, result in rivals.items():
+            low, high = result["interval"]
+            print(f"| {data} | {rate:g} {kind} | {rival} | {result['n']} | "
+                  f"{result['mean']:+.4f} | [{low:+.4f}, {high:+.4f}] | {result['verdict']} |")
+    print(f"\n{reference} against each rival: settings where it is better / tied / worse\n")
+    print("| rival | better | tie | worse |")
+    print("|---|---|---|---|")
+    for rival, counts in verdict_table(comparisons).items():
+        print(f"| {rival} | {counts['better']} | {counts['tie']} | {counts['worse']} |")
+    return comparisons
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+", help="compare --json files")
+    parser.add_argument("results", nargs="+",
+                        help="compare --json files or experiments/noise_study.py files")
+    parser.add_argument("--reference", default="met", help="the method under test")
+    parser.add_argument("--key", default="avg_map", choices=("avg_map", "i2t_map", "t2i_map"),
+                        help="the test figure of the paired comparisons")
     args = parser.parse_args(argv)
     from keras_cmr import methods
 
-    for path in args.results:
-        with open(path) as stream:
-            content = json.load(stream)
+    contents = [read_json_object(path, "results file") for path in args.results]
+    for path, content in zip(args.results, contents):
+        if "table" not in content:
+            continue
         table = content["table"]
         print(f"\n{path}: {content['data']}, {content['seeds']} seeds\n")
         print("| method | what it is | test I2T mAP | test T2I mAP | test avg mAP | val avg mAP |")
@@ -54,6 +110,7 @@ def main(argv=None):
             spread = max(met["avg_map_std"], table[method]["avg_map_std"])
             print(f"| {label} | `{method}` | {gap:+.4f} | {spread:.4f} | "
                   f"{'yes' if gap > spread else 'no'} |")
+    print_paired(contents, args.reference, args.key)
     return 0
 
 

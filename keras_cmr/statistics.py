@@ -121,3 +121,46 @@ def verdict_table(comparisons):
             counts = table.setdefault(rival, {"better": 0, "tie": 0, "worse": 0})
             counts[result["verdict"]] += 1
     return dict(sorted(table.items()))
+
+
+def paired_comparisons(results, reference="met", key="avg_map", confidence=0.95):
+    """`reference` minus every other method on the test `key`, paired by seed (95% paired t).
+
+    Args:
+        results: the list `keras_cmr.experiment.compare` returns (dicts with "method",
+            "seed" and "test"; other entries ignored).
+        reference: the method under test.
+        key: the test figure compared ("avg_map", "i2t_map", "t2i_map").
+        confidence: confidence level of the paired t interval.
+
+    Returns:
+        dict rival -> {"mean", "interval", "n", "verdict", ...} of `paired_difference` over
+        the seeds both methods ran (seeds matched by number, not by position), rivals in the
+        order they first appear. A rival sharing fewer than 2 seeds with `reference` is left
+        out (no interval).
+
+    Raises:
+        ValueError: if `reference` has no result, a run lacks `key`, or a method has two
+            runs of one seed.
+    """
+    scores = {}
+    for result in results:
+        by_seed = scores.setdefault(result["method"], {})
+        if result["seed"] in by_seed:
+            raise ValueError(f"method {result['method']!r} has two runs of seed "
+                             f"{result['seed']}; pairing needs one per seed")
+        if key not in result["test"]:
+            raise ValueError(f"a run of {result['method']!r} has no test figure {key!r}; it "
+                             f"has {sorted(result['test'])}")
+        by_seed[result["seed"]] = result["test"][key]
+    if reference not in scores:
+        raise ValueError(f"reference method {reference!r} has no results; methods: "
+                         f"{sorted(scores)}")
+    comparisons = {}
+    for rival, by_seed in scores.items():
+        seeds = sorted(set(by_seed) & set(scores[reference]))
+        if rival == reference or len(seeds) < 2:
+            continue
+        comparisons[rival] = paired_difference([scores[reference][s] for s in seeds],
+                                               [by_seed[s] for s in seeds], confidence)
+    return comparisons

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from keras_cmr.statistics import compare_to_rivals, paired_difference, verdict_table
+from keras_cmr.statistics import (compare_to_rivals, paired_comparisons, paired_difference,
+                                  verdict_table)
 
 
 def test_t_interval_matches_the_t_quantile_formula_and_ttest_rel(rng):
@@ -72,3 +73,36 @@ def test_bad_input_is_refused(a, b, kwargs, match):
         paired_difference(a, b, **kwargs)
     with pytest.raises(ValueError, match="reference method 'met' has no scores"):
         compare_to_rivals({"cca": [1.0, 2.0]}, "met")
+
+
+def compare_results(scores_by_method):
+    return [{"method": method, "seed": seed, "test": {"avg_map": score, "i2t_map": 0.0}}
+            for method, scores in scores_by_method.items() for seed, score in scores.items()]
+
+
+def test_paired_comparisons_pair_compare_results_by_seed_number(rng):
+    met = {seed: 0.5 + 0.01 * rng.normal() for seed in range(6)}
+    rival = {seed: met[seed] - 0.02 - 0.005 * rng.normal() for seed in range(6)}
+    # Results in shuffled order, one seed of the rival missing: pairing is by seed number.
+    del rival[3]
+    results = compare_results({"met": met, "rival": rival, "lonely": {0: 0.4}})
+    order = rng.permutation(len(results))
+    comparisons = paired_comparisons([results[i] for i in order])
+    assert list(comparisons) == ["rival"]  # "lonely" shares one seed only: no interval
+    seeds = [0, 1, 2, 4, 5]
+    a, b = [met[s] for s in seeds], [rival[s] for s in seeds]
+    expected = scipy.stats.ttest_rel(a, b).confidence_interval(confidence_level=0.95)
+    result = comparisons["rival"]
+    np.testing.assert_allclose(result["interval"], [expected.low, expected.high])
+    assert result["mean"] == pytest.approx(np.mean(np.subtract(a, b))) and result["n"] == 5
+    assert result["verdict"] == "better"
+
+
+@pytest.mark.parametrize("results, match", [
+    ([{"method": "a", "seed": 0, "test": {"avg_map": 0.1}}], "reference method 'met'"),
+    ([{"method": "met", "seed": 0, "test": {"avg_map": 0.1}}] * 2, "two runs of seed 0"),
+    ([{"method": "met", "seed": 0, "test": {"i2t_map": 0.1}}], "no test figure 'avg_map'"),
+])
+def test_paired_comparisons_refuse_bad_results(results, match):
+    with pytest.raises(ValueError, match=match):
+        paired_comparisons(results)

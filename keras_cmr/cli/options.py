@@ -1,11 +1,15 @@
 """Options shared by the subcommands: data, protocol, an experiment file, output."""
 
 import dataclasses
-import json
+import warnings
 
 from keras_cmr import methods
 from keras_cmr.config import TrainingConfig
 from keras_cmr.config import default as config_default
+
+# The label noise kinds of keras_cmr.datasets.noise, written here: that package imports Keras,
+# which `--help` must not (tests/cli/test_options_noise.py checks that both agree).
+NOISE_KINDS = ("symmetric", "asymmetric")
 
 DATA_HELP = ("data set: 'digits' (default, no download: scikit-learn's 8x8 digits as two "
              "half-image views, a stand-in, not image-text data), 'wikipedia:PATH' (the "
@@ -38,27 +42,53 @@ def add_protocol_options(parser):
                         help="JSON experiment file: TrainingConfig fields (e.g. hidden_dims, "
                              "source_method, soft_contrastive) and optionally data, methods, "
                              "seeds; options given on the command line override it")
+    parser.add_argument("--label-noise", type=float, metavar="RATE",
+                        help="fraction of the training pairs whose label is changed, seeded "
+                             "by the run's seed (keras_cmr.datasets.noise); default none")
+    parser.add_argument("--label-noise-kind", choices=NOISE_KINDS,
+                        help="with --label-noise: 'symmetric' (default; uniform over the "
+                             "other classes) or 'asymmetric' (class c -> c + 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def read_json_object(path, label):
-    """The JSON object in `path`; errors name the file as `label` does ("no such file" etc.)."""
-    try:
-        with open(path) as stream:
-            content = json.load(stream)
-    except FileNotFoundError:
-        raise ValueError(f"{label}: no such file {path!r}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{label} {path}: not valid JSON ({error})") from None
-    if not isinstance(content, dict):
-        raise ValueError(f"{label} {path}: expected a JSON object, got "
-                         f"{type(content).__name__}")
-    return content
+def __getattr__(name):
+    # The old home of `read_json_object`, kept working; imported on demand because
+    # keras_cmr.utils imports Keras, which `--help` must not.
+    if name == "read_json_object":
+        warnings.warn("keras_cmr.cli.options.read_json_object is deprecated; import it from "
+                      "keras_cmr.utils.files.", DeprecationWarning, stacklevel=2)
+        from keras_cmr.utils.files import read_json_object
+
+        return read_json_object
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_experiment_file(path):
     """The JSON object of an experiment file ({} without one), with a clear error for a bad one."""
-    return read_json_object(path, "--config") if path else {}
+    if not path:
+        return {}
+    from keras_cmr.utils.files import read_json_object
+
+    return read_json_object(path, "--config")
+
+
+def label_noise_option(args, experiment):
+    """The `label_noise` field set by `--label-noise` / `--label-noise-kind` (None: not given).
+
+    `--label-noise-kind` alone changes the kind of the experiment file's `label_noise`.
+    """
+    rate, kind = getattr(args, "label_noise", None), getattr(args, "label_noise_kind", None)
+    if rate is None and kind is None:
+        return None
+    noise = dict(experiment.get("label_noise") or {})
+    if rate is None and "rate" not in noise:
+        raise ValueError("--label-noise-kind needs a rate: give --label-noise RATE (or a "
+                         "label_noise entry in the --config file)")
+    if rate is not None:
+        noise["rate"] = rate
+    if kind is not None:
+        noise["kind"] = kind
+    return noise
 
 
 def experiment_setting(args, key, default):
@@ -74,6 +104,9 @@ def training_config(args):
     options = {option: getattr(args, option) for option in PROTOCOL_OPTIONS
                if getattr(args, option) is not None}
     experiment = read_experiment_file(args.config)
+    noise = label_noise_option(args, experiment)
+    if noise is not None:
+        options["label_noise"] = noise
     if args.quiet:
         options["verbose"] = 0
     return TrainingConfig.from_experiment(experiment, f"--config {args.config}", **options)

@@ -38,20 +38,24 @@ class ProjectionTower(keras.layers.Layer):
         activation: activation of the hidden layers.
         dropout: dropout rate applied to the projected embedding before normalisation.
         normalize: whether to L2-normalise the output (cosine geometry of the method).
+        input_dropout: dropout rate applied to the input features (0: none, the default).
     """
 
     def __init__(self, output_dim, hidden_dims=(256,), activation="gelu", dropout=0.1,
-                 normalize=True, **kwargs):
+                 normalize=True, input_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         output_dim = check_positive_int(output_dim, "`output_dim`")
         hidden_dims = tuple(check_positive_int(width, "`hidden_dims`") for width in hidden_dims)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        if not 0.0 <= float(input_dropout) < 1.0:
+            raise ValueError(f"`input_dropout` must be in [0, 1), got {input_dropout!r}.")
         self.output_dim = int(output_dim)
         self.hidden_dims = tuple(int(width) for width in hidden_dims)
         self.activation = activation
         self.dropout = float(dropout)
         self.normalize = bool(normalize)
+        self.input_dropout = float(input_dropout)
         self.hidden_layers = [
             keras.layers.Dense(width, activation=activation, dtype=self.dtype_policy,
                                name=f"hidden_{index}")
@@ -60,6 +64,8 @@ class ProjectionTower(keras.layers.Layer):
         self.output_layer = keras.layers.Dense(self.output_dim, dtype=self.dtype_policy,
                                                name="projection")
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.input_dropout_layer = keras.layers.Dropout(self.input_dropout,
+                                                        dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -69,7 +75,7 @@ class ProjectionTower(keras.layers.Layer):
         self.output_layer.build(shape)
 
     def call(self, inputs, training=None):
-        x = inputs
+        x = self.input_dropout_layer(inputs, training=training)
         for layer in self.hidden_layers:
             x = layer(x)
         x = self.dropout_layer(self.output_layer(x), training=training)
@@ -86,4 +92,5 @@ class ProjectionTower(keras.layers.Layer):
             "activation": self.activation,
             "dropout": self.dropout,
             "normalize": self.normalize,
+            "input_dropout": self.input_dropout,
         }

@@ -1,10 +1,11 @@
 """Models: the two-tower encoder, the source (class-wise), transfer (MET) and baselines."""
 
+from keras_cmr.models.closed_form import ClosedFormModel
 from keras_cmr.models.dscmr import DSCMRModel
 from keras_cmr.models.encoder import CrossModalEncoder, CrossModalTrainer
 from keras_cmr.models.pairwise import PairwiseModel
 from keras_cmr.models.source import SourceModel
 from keras_cmr.models.transfer import TransferModel
 
-__all__ = ["CrossModalEncoder", "CrossModalTrainer", "DSCMRModel", "PairwiseModel",
+__all__ = ["ClosedFormModel", "CrossModalEncoder", "CrossModalTrainer", "DSCMRModel", "PairwiseModel",
            "SourceModel", "TransferModel"]

@@ -79,11 +79,13 @@ class CrossModalEncoder(keras.Model):
         self.text_tower = text_tower
 
     @classmethod
-    def projection(cls, embedding_dim=256, hidden_dims=(256,), dropout=0.1, **kwargs):
-        """An encoder of two CLIP4CMR projection towers of the same output width."""
+    def projection(cls, embedding_dim=256, hidden_dims=(256,), dropout=0.1, input_dropout=0.0,
+                   **kwargs):
+        """An encoder of two CLIP4CMR projection towers of the same output width
+        (`input_dropout`: dropout on each tower's input features, 0 by default)."""
         towers = {
             modality: ProjectionTower(embedding_dim, hidden_dims=hidden_dims, dropout=dropout,
-                                      name=f"{modality}_tower")
+                                      input_dropout=input_dropout, name=f"{modality}_tower")
             for modality in MODALITIES
         }
         return cls(towers["image"], towers["text"], **kwargs)

@@ -1,0 +1,50 @@
+"""The shared protocol options: --label-noise / --label-noise-kind and the experiment file."""
+
+import argparse
+import json
+
+import pytest
+
+from keras_cmr.cli import options
+from keras_cmr.datasets.noise import NOISE_KINDS
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    options.add_protocol_options(parser)
+    return options.training_config(parser.parse_args(argv))
+
+
+def test_noise_kinds_agree_with_the_noise_module():
+    assert options.NOISE_KINDS == NOISE_KINDS
+
+
+def test_label_noise_options_set_the_config_and_override_the_file(tmp_path):
+    assert parse([]).label_noise is None
+    assert parse(["--label-noise", "0.4"]).label_noise == {"rate": 0.4, "kind": "symmetric"}
+    config = parse(["--label-noise", "0.2", "--label-noise-kind", "asymmetric"])
+    assert config.label_noise == {"rate": 0.2, "kind": "asymmetric"}
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps({"label_noise": {"rate": 0.3, "seed": 7},
+                                      "image_preprocessing": ["l2"]}))
+    from_file = parse(["--config", str(experiment)])
+    assert from_file.label_noise == {"rate": 0.3, "kind": "symmetric", "seed": 7}
+    assert from_file.image_preprocessing == ["l2"]
+    # The kind alone changes the file's noise; a rate on the command line replaces its rate.
+    kind_only = parse(["--config", str(experiment), "--label-noise-kind", "asymmetric"])
+    assert kind_only.label_noise == {"rate": 0.3, "kind": "asymmetric", "seed": 7}
+    assert parse(["--config", str(experiment), "--label-noise", "0.1"]).label_noise["rate"] == 0.1
+
+
+def test_label_noise_kind_without_a_rate_and_a_bad_rate_are_refused():
+    with pytest.raises(ValueError, match="--label-noise-kind needs a rate"):
+        parse(["--label-noise-kind", "asymmetric"])
+    with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\]"):
+        parse(["--label-noise", "1.5"])
+
+
+def test_read_json_object_moved_to_utils_files():
+    from keras_cmr.utils.files import read_json_object
+
+    with pytest.warns(DeprecationWarning, match="keras_cmr.utils.files"):
+        assert options.read_json_object is read_json_object
