@@ -16,15 +16,23 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cmr.retrieval.host_top_k import HostTopK
 from keras_cmr.retrieval.storage import NpyRows, save_index_folder, write_npy_chunks
 from keras_cmr.utils.arrays import unit_rows
 from keras_cmr.utils.checks import check_finite_rows, check_positive_int, to_numpy
 
 METRICS = ("cosine", "dot")
+COMPUTES = ("auto", "host", "keras")
 # Scores computed per matmul: a chunk's float32 scores stay under 128 MB.
 _CHUNK_SCORES = 2**25
 # Gallery rows converted to a backend tensor at a time.
 GALLERY_CHUNK_ROWS = 2**16
+# The host path scores blocks of at most this many queries x gallery rows (32 MB of float32
+# scores: a block stays in cache-friendly sizes; our measurement, benchmarks/README.md).
+_HOST_QUERY_ROWS = 2048
+_HOST_GALLERY_ROWS = 4096
+# Prepared rows of `.npy` galleries kept in memory between searches, by default.
+CACHE_BYTES = 2**30
 # Above this many query x gallery scores, `verbose="auto"` shows a progress bar.
 _PROGRESS_SCORES = 2**32
 
@@ -41,6 +49,15 @@ def check_rows(array, name, dim=None):
         raise ValueError(f"`{name}` has {array.shape[1]} dims, the index holds {dim}-d "
                          "embeddings.")
     return array
+
+
+def backend_has_accelerator():
+    """Whether the Keras backend computes on a GPU/TPU (else on the CPU)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available() or torch.backends.mps.is_available()
+    return any(not device.startswith("cpu") for device in keras.distribution.list_devices())
 
 
 def merge_top_k(scores, positions, k):
@@ -125,13 +142,22 @@ class GalleryIndex:
 
 
 class BruteForceIndex(GalleryIndex):
-    """Exact top-k search: chunked `keras.ops.matmul` + `keras.ops.top_k`, on any backend.
+    """Exact top-k search over gallery chunks, on the host's BLAS or on the Keras backend.
 
-    Each gallery chunk is converted to a backend tensor once per search and scored against
-    all queries, chunk by chunk; the running k best of each query are merged on the host.
+    `compute="host"` scores chunks with numpy's BLAS matmul and keeps each query's k best by
+    threshold pruning (`keras_cmr.retrieval.host_top_k`); `compute="keras"` converts each
+    gallery chunk to a backend tensor and runs `keras.ops.matmul` + `keras.ops.top_k`, the
+    running k best merged on the host. `"auto"` (the default) takes the host on a CPU-only
+    backend (there it matches faiss' flat index, the backends' CPU matmuls run at 0.3-0.55x:
+    our measurement, benchmarks/README.md) and the backend on a GPU/TPU. Both return the same
+    ids; equal scores rank the earlier-added item first, except at the k-th place inside one
+    chunk on PyTorch's device path, whose `topk` is not stable.
     Cost O(n_queries * n_gallery * dim); memory O(chunk scores + gallery chunk + n * k).
-    Equal scores at the k-th place inside one gallery chunk may be cut differently on
-    PyTorch, whose `topk` is not stable; everywhere else the earlier-added item ranks first.
+
+    Rows of `.npy` galleries (`add_npy`) are read, checked and normalised at the first search;
+    when they take at most `cache_bytes` they are kept in memory for the next searches (the
+    cache is dropped when rows are added). Larger galleries are read again at each search, so
+    memory stays at one chunk.
 
     Example:
 
@@ -145,14 +171,29 @@ class BruteForceIndex(GalleryIndex):
 
     Args:
         metric: "cosine" (rows L2-normalised) or "dot".
-        gallery_chunk_rows: gallery rows per backend tensor.
+        gallery_chunk_rows: gallery rows read (from `.npy` files) or converted to a backend
+            tensor at a time.
+        compute: "auto", "host" (numpy's BLAS) or "keras" (the Keras backend's device).
+        cache_bytes: the largest `.npy` gallery (float32 bytes) kept in memory between searches;
+            0 reads it at every search.
     """
 
     kind = "brute_force"
 
-    def __init__(self, metric="cosine", gallery_chunk_rows=GALLERY_CHUNK_ROWS):
+    def __init__(self, metric="cosine", gallery_chunk_rows=GALLERY_CHUNK_ROWS, compute="auto",
+                 cache_bytes=CACHE_BYTES):
         super().__init__(metric)
         self.gallery_chunk_rows = check_positive_int(gallery_chunk_rows, "`gallery_chunk_rows`")
+        if compute not in COMPUTES:
+            raise ValueError(f"`compute` must be one of {COMPUTES}, got {compute!r}.")
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, (int, np.integer)) \
+                or cache_bytes < 0:
+            raise ValueError(f"`cache_bytes` must be an integer >= 0, got {cache_bytes!r}.")
+        self.compute = compute
+        self.cache_bytes = int(cache_bytes)
+        # (first position, prepared rows) of the whole gallery, once it has been read whole
+        # and fits `cache_bytes`; None until then and after every add.
+        self._cached_chunks = None
         # (array, needs preparing, source): copies added in memory are checked and
         # normalised once, on add; `.npy` files left on disk chunk by chunk as they are read.
         self._parts = []
@@ -181,19 +222,59 @@ class BruteForceIndex(GalleryIndex):
         self.dim = rows.shape[1]
         self._parts.append((rows, needs_preparing, str(source)))
         self._ids.append(ids)
+        self._cached_chunks = None
 
     def _gallery_chunks(self):
         """(first position, float32 rows ready to score) over the whole gallery."""
+        if self._cached_chunks is not None:
+            yield from self._cached_chunks
+            return
+        read_bytes = sum(len(rows) for rows, needs_preparing, _ in self._parts
+                         if needs_preparing) * self.dim * 4
+        kept = [] if read_bytes <= self.cache_bytes else None
         position = 0
         for rows, needs_preparing, source in self._parts:
             for start in range(0, len(rows), self.gallery_chunk_rows):
                 chunk = rows[start:start + self.gallery_chunk_rows]
                 if needs_preparing:
                     chunk = self._prepared(chunk, source, first_row=start)
-                yield position + start, np.ascontiguousarray(chunk, dtype=np.float32)
+                chunk = (position + start, np.ascontiguousarray(chunk, dtype=np.float32))
+                if kept is not None:
+                    kept.append(chunk)
+                yield chunk
             position += len(rows)
+        self._cached_chunks = kept  # reached only once the whole gallery was read
+
+    def _uses_host(self):
+        if self.compute == "auto":
+            return not backend_has_accelerator()
+        return self.compute == "host"
+
+    def _progress(self, verbose, n_queries, steps):
+        show = verbose if verbose != "auto" else n_queries * self.ntotal >= _PROGRESS_SCORES
+        return keras.utils.Progbar(steps, unit_name="chunk") if show else None
 
     def _search(self, queries, k, verbose):
+        if self._uses_host():
+            return self._search_host(queries, k, verbose)
+        return self._search_keras(queries, k, verbose)
+
+    def _search_host(self, queries, k, verbose):
+        blocks = [HostTopK(queries[start:start + _HOST_QUERY_ROWS], k)
+                  for start in range(0, len(queries), _HOST_QUERY_ROWS)]
+        progress = self._progress(verbose, len(queries),
+                                  -(-self.ntotal // min(self.gallery_chunk_rows, self.ntotal)))
+        for first, rows in self._gallery_chunks():
+            for start in range(0, len(rows), _HOST_GALLERY_ROWS):
+                for block in blocks:
+                    block.add_chunk(rows[start:start + _HOST_GALLERY_ROWS], first + start)
+            if progress is not None:
+                progress.add(1)
+        results = [block.result() for block in blocks]
+        return (np.concatenate([scores for scores, _ in results]),
+                np.concatenate([positions for _, positions in results]))
+
+    def _search_keras(self, queries, k, verbose):
         n_queries, n_gallery = len(queries), self.ntotal
         chunk_rows = min(self.gallery_chunk_rows, n_gallery)
         query_rows = max(1, min(n_queries, _CHUNK_SCORES // chunk_rows))
@@ -202,8 +283,7 @@ class BruteForceIndex(GalleryIndex):
         best_scores = np.full((n_queries, 0), -np.inf, np.float32)
         best_positions = np.zeros((n_queries, 0), np.int64)
         steps = -(-n_gallery // chunk_rows) * len(query_chunks)
-        show = verbose if verbose != "auto" else n_queries * n_gallery >= _PROGRESS_SCORES
-        progress = keras.utils.Progbar(steps, unit_name="chunk") if show else None
+        progress = self._progress(verbose, n_queries, steps)
         for first, rows in self._gallery_chunks():
             gallery = ops.transpose(ops.convert_to_tensor(rows))
             chunk_k = min(k, len(rows))
