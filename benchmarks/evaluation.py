@@ -11,8 +11,9 @@ random integer labels in [0, --classes). Every (method, size) runs in its own sp
 which builds the same inputs from the same seed, records `ru_maxrss` as its baseline, then runs
 the method `--repeats` times; with `--rounds R` the list of methods of a size runs R times,
 interleaved (bound, keras-cmr, ..., bound, keras-cmr, ...), and each method's best round is
-kept, so that a loaded machine slows the bound as much as the rest. Reported: best wall time, peak RSS increase over the baseline, the
-ratio of the time to the lower bound, and |mAP - mAP(plain argsort)|.
+kept, so that a loaded machine slows the bound as much as the rest. Reported: best wall time,
+peak RSS increase over the baseline, the ratio of the time to the lower bound, and
+|mAP - mAP(plain argsort)|.
 
 Methods:
   keras-cmr  keras_cmr.evaluation.mean_average_precision(q, ql, g, gl)

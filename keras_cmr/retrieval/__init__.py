@@ -2,7 +2,8 @@
 
 `BruteForceIndex` is exact, on the host's BLAS or on `keras.ops` on every backend;
 `FaissIndex` wraps faiss' exact `IndexFlatIP` (optional dependency). Both save to and load
-from a folder, and search a gallery left on disk chunk by chunk; `evaluate_index` gives mAP@K, P@k and recall@k.
+from a folder, and search a gallery left on disk chunk by chunk; `evaluate_index` gives
+mAP@K, P@k and recall@k.
 """
 
 from keras_cmr.retrieval.index import BruteForceIndex, FaissIndex, load_index
