@@ -12,8 +12,13 @@ the backends' CPU matmuls plus `top_k` over each chunk ran at 0.28-0.55x faiss' 
 numpy's BLAS at faiss' own speed).
 """
 
+import keras
 import numpy as np
 
+# The host path scores blocks of at most this many queries x gallery rows (32 MB of float32
+# scores, cache-friendly; our measurement, benchmarks/README.md "Second round").
+HOST_QUERY_ROWS = 2048
+HOST_GALLERY_ROWS = 4096
 # Sentinel position of an empty slot: sorts after every real position.
 _EMPTY = np.iinfo(np.int64).max
 
@@ -66,3 +71,34 @@ class HostTopK:
     def result(self):
         """(scores, positions): float32 and int64 (n, k), best first."""
         return self.scores, self.positions
+
+
+def host_search(queries, k, gallery_chunks, progress=None):
+    """Exact (scores, positions) (n, k) of `queries` over `gallery_chunks`.
+
+    Args:
+        queries: float32 (n, dim) array.
+        k: items per query, at most the gallery's size.
+        gallery_chunks: iterable of (first position, float32 (m, dim) rows), in order.
+        progress: a `keras.utils.Progbar` advanced once per chunk, or None.
+    """
+    blocks = [HostTopK(queries[start:start + HOST_QUERY_ROWS], k)
+              for start in range(0, len(queries), HOST_QUERY_ROWS)]
+    for first, rows in gallery_chunks:
+        for start in range(0, len(rows), HOST_GALLERY_ROWS):
+            for block in blocks:
+                block.add_chunk(rows[start:start + HOST_GALLERY_ROWS], first + start)
+        if progress is not None:
+            progress.add(1)
+    results = [block.result() for block in blocks]
+    return (np.concatenate([scores for scores, _ in results]),
+            np.concatenate([positions for _, positions in results]))
+
+
+def backend_has_accelerator():
+    """Whether the Keras backend computes on a GPU/TPU (else on the CPU)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available() or torch.backends.mps.is_available()
+    return any(not device.startswith("cpu") for device in keras.distribution.list_devices())

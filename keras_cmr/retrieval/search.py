@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_cmr.retrieval.host_top_k import HostTopK
+from keras_cmr.retrieval.host_top_k import backend_has_accelerator, host_search
 from keras_cmr.retrieval.storage import NpyRows, save_index_folder, write_npy_chunks
 from keras_cmr.utils.arrays import unit_rows
 from keras_cmr.utils.checks import check_finite_rows, check_positive_int, to_numpy
@@ -27,10 +27,6 @@ COMPUTES = ("auto", "host", "keras")
 _CHUNK_SCORES = 2**25
 # Gallery rows converted to a backend tensor at a time.
 GALLERY_CHUNK_ROWS = 2**16
-# The host path scores blocks of at most this many queries x gallery rows (32 MB of float32
-# scores: a block stays in cache-friendly sizes; our measurement, benchmarks/README.md).
-_HOST_QUERY_ROWS = 2048
-_HOST_GALLERY_ROWS = 4096
 # Prepared rows of `.npy` galleries kept in memory between searches, by default.
 CACHE_BYTES = 2**30
 # Above this many query x gallery scores, `verbose="auto"` shows a progress bar.
@@ -49,15 +45,6 @@ def check_rows(array, name, dim=None):
         raise ValueError(f"`{name}` has {array.shape[1]} dims, the index holds {dim}-d "
                          "embeddings.")
     return array
-
-
-def backend_has_accelerator():
-    """Whether the Keras backend computes on a GPU/TPU (else on the CPU)."""
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.cuda.is_available() or torch.backends.mps.is_available()
-    return any(not device.startswith("cpu") for device in keras.distribution.list_devices())
 
 
 def merge_top_k(scores, positions, k):
@@ -144,20 +131,13 @@ class GalleryIndex:
 class BruteForceIndex(GalleryIndex):
     """Exact top-k search over gallery chunks, on the host's BLAS or on the Keras backend.
 
-    `compute="host"` scores chunks with numpy's BLAS matmul and keeps each query's k best by
-    threshold pruning (`keras_cmr.retrieval.host_top_k`); `compute="keras"` converts each
-    gallery chunk to a backend tensor and runs `keras.ops.matmul` + `keras.ops.top_k`, the
-    running k best merged on the host. `"auto"` (the default) takes the host on a CPU-only
-    backend (there it matches faiss' flat index, the backends' CPU matmuls run at 0.3-0.55x:
-    our measurement, benchmarks/README.md) and the backend on a GPU/TPU. Both return the same
-    ids; equal scores rank the earlier-added item first, except at the k-th place inside one
-    chunk on PyTorch's device path, whose `topk` is not stable.
-    Cost O(n_queries * n_gallery * dim); memory O(chunk scores + gallery chunk + n * k).
-
-    Rows of `.npy` galleries (`add_npy`) are read, checked and normalised at the first search;
-    when they take at most `cache_bytes` they are kept in memory for the next searches (the
-    cache is dropped when rows are added). Larger galleries are read again at each search, so
-    memory stays at one chunk.
+    "host": numpy's BLAS matmul + threshold pruning (`keras_cmr.retrieval.host_top_k`);
+    "keras": `keras.ops.matmul` + `keras.ops.top_k` per chunk, the k best merged on the host.
+    "auto" takes the host on a CPU-only backend (faiss' speed there, the backends' CPU matmuls
+    0.3-0.55x: our measurement, benchmarks/README.md) and the backend on a GPU/TPU. Equal
+    scores rank the earlier-added item first (except at the k-th place inside one chunk with
+    "keras" on PyTorch, whose `topk` is not stable). Cost O(n_queries * n_gallery * dim);
+    memory O(chunk scores + gallery chunk + n * k).
 
     Example:
 
@@ -174,8 +154,9 @@ class BruteForceIndex(GalleryIndex):
         gallery_chunk_rows: gallery rows read (from `.npy` files) or converted to a backend
             tensor at a time.
         compute: "auto", "host" (numpy's BLAS) or "keras" (the Keras backend's device).
-        cache_bytes: the largest `.npy` gallery (float32 bytes) kept in memory between searches;
-            0 reads it at every search.
+        cache_bytes: `.npy` galleries (`add_npy`) of at most this many float32 bytes are kept
+            in memory, checked and normalised, after the first search (dropped on add); larger
+            ones are read a chunk at a time at each search.
     """
 
     kind = "brute_force"
@@ -186,14 +167,11 @@ class BruteForceIndex(GalleryIndex):
         self.gallery_chunk_rows = check_positive_int(gallery_chunk_rows, "`gallery_chunk_rows`")
         if compute not in COMPUTES:
             raise ValueError(f"`compute` must be one of {COMPUTES}, got {compute!r}.")
-        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, (int, np.integer)) \
-                or cache_bytes < 0:
+        if not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
             raise ValueError(f"`cache_bytes` must be an integer >= 0, got {cache_bytes!r}.")
         self.compute = compute
         self.cache_bytes = int(cache_bytes)
-        # (first position, prepared rows) of the whole gallery, once it has been read whole
-        # and fits `cache_bytes`; None until then and after every add.
-        self._cached_chunks = None
+        self._cached_chunks = None  # [(first position, prepared rows)] once read whole
         # (array, needs preparing, source): copies added in memory are checked and
         # normalised once, on add; `.npy` files left on disk chunk by chunk as they are read.
         self._parts = []
@@ -229,9 +207,8 @@ class BruteForceIndex(GalleryIndex):
         if self._cached_chunks is not None:
             yield from self._cached_chunks
             return
-        read_bytes = sum(len(rows) for rows, needs_preparing, _ in self._parts
-                         if needs_preparing) * self.dim * 4
-        kept = [] if read_bytes <= self.cache_bytes else None
+        read = sum(len(rows) for rows, needs_preparing, _ in self._parts if needs_preparing)
+        kept = [] if read * self.dim * 4 <= self.cache_bytes else None
         position = 0
         for rows, needs_preparing, source in self._parts:
             for start in range(0, len(rows), self.gallery_chunk_rows):
@@ -245,34 +222,16 @@ class BruteForceIndex(GalleryIndex):
             position += len(rows)
         self._cached_chunks = kept  # reached only once the whole gallery was read
 
-    def _uses_host(self):
-        if self.compute == "auto":
-            return not backend_has_accelerator()
-        return self.compute == "host"
-
     def _progress(self, verbose, n_queries, steps):
         show = verbose if verbose != "auto" else n_queries * self.ntotal >= _PROGRESS_SCORES
         return keras.utils.Progbar(steps, unit_name="chunk") if show else None
 
     def _search(self, queries, k, verbose):
-        if self._uses_host():
-            return self._search_host(queries, k, verbose)
+        if self.compute == "host" or self.compute == "auto" and not backend_has_accelerator():
+            steps = -(-self.ntotal // min(self.gallery_chunk_rows, self.ntotal))
+            return host_search(queries, k, self._gallery_chunks(),
+                               self._progress(verbose, len(queries), steps))
         return self._search_keras(queries, k, verbose)
-
-    def _search_host(self, queries, k, verbose):
-        blocks = [HostTopK(queries[start:start + _HOST_QUERY_ROWS], k)
-                  for start in range(0, len(queries), _HOST_QUERY_ROWS)]
-        progress = self._progress(verbose, len(queries),
-                                  -(-self.ntotal // min(self.gallery_chunk_rows, self.ntotal)))
-        for first, rows in self._gallery_chunks():
-            for start in range(0, len(rows), _HOST_GALLERY_ROWS):
-                for block in blocks:
-                    block.add_chunk(rows[start:start + _HOST_GALLERY_ROWS], first + start)
-            if progress is not None:
-                progress.add(1)
-        results = [block.result() for block in blocks]
-        return (np.concatenate([scores for scores, _ in results]),
-                np.concatenate([positions for _, positions in results]))
 
     def _search_keras(self, queries, k, verbose):
         n_queries, n_gallery = len(queries), self.ntotal

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_cmr.retrieval import BruteForceIndex, search
+from keras_cmr.retrieval import BruteForceIndex, host_top_k
 from keras_cmr.retrieval.storage import NpyRows
 
 
@@ -21,8 +21,8 @@ def reference_top_k(queries, gallery, k):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Host blocks of 8 queries x 16 gallery rows, so tiny data spans many blocks."""
-    monkeypatch.setattr(search, "_HOST_QUERY_ROWS", 8)
-    monkeypatch.setattr(search, "_HOST_GALLERY_ROWS", 16)
+    monkeypatch.setattr(host_top_k, "HOST_QUERY_ROWS", 8)
+    monkeypatch.setattr(host_top_k, "HOST_GALLERY_ROWS", 16)
 
 
 @pytest.fixture
@@ -109,6 +109,7 @@ def test_gallery_above_cache_bytes_is_read_at_every_search(tmp_path, rng, monkey
     ({"compute": "gpu"}, "`compute` must be one of"),
     ({"cache_bytes": -1}, "`cache_bytes` must be an integer >= 0"),
     ({"cache_bytes": 1.5}, "`cache_bytes` must be an integer >= 0"),
+    ({"cache_bytes": "1GB"}, "`cache_bytes` must be an integer >= 0"),
 ])
 def test_bad_compute_and_cache_arguments_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
