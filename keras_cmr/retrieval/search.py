@@ -19,15 +19,19 @@ from keras import ops
 from keras_cmr.retrieval.approximate import (apply_search_options, faiss_options,
                                              new_faiss_index, npy_training_sample,
                                              training_sample)
+from keras_cmr.retrieval.host_top_k import backend_has_accelerator, host_search
 from keras_cmr.retrieval.storage import NpyRows, save_index_folder, write_npy_chunks
 from keras_cmr.utils.arrays import unit_rows
 from keras_cmr.utils.checks import check_finite_rows, check_positive_int, to_numpy
 
 METRICS = ("cosine", "dot")
+COMPUTES = ("auto", "host", "keras")
 # Scores computed per matmul: a chunk's float32 scores stay under 128 MB.
 _CHUNK_SCORES = 2**25
 # Gallery rows converted to a backend tensor at a time.
 GALLERY_CHUNK_ROWS = 2**16
+# Prepared rows of `.npy` galleries kept in memory between searches, by default.
+CACHE_BYTES = 2**30
 # Above this many query x gallery scores, `verbose="auto"` shows a progress bar.
 _PROGRESS_SCORES = 2**32
 
@@ -132,13 +136,15 @@ class GalleryIndex:
 
 
 class BruteForceIndex(GalleryIndex):
-    """Exact top-k search: chunked `keras.ops.matmul` + `keras.ops.top_k`, on any backend.
+    """Exact top-k search over gallery chunks, on the host's BLAS or on the Keras backend.
 
-    Each gallery chunk is converted to a backend tensor once per search and scored against
-    all queries, chunk by chunk; the running k best of each query are merged on the host.
-    Cost O(n_queries * n_gallery * dim); memory O(chunk scores + gallery chunk + n * k).
-    Equal scores at the k-th place inside one gallery chunk may be cut differently on
-    PyTorch, whose `topk` is not stable; everywhere else the earlier-added item ranks first.
+    "host": numpy's BLAS matmul + threshold pruning (`keras_cmr.retrieval.host_top_k`);
+    "keras": `keras.ops.matmul` + `keras.ops.top_k` per chunk, the k best merged on the host.
+    "auto" takes the host on a CPU-only backend (faiss' speed there, the backends' CPU matmuls
+    0.3-0.55x: our measurement, benchmarks/README.md) and the backend on a GPU/TPU. Equal
+    scores rank the earlier-added item first (except at the k-th place inside one chunk with
+    "keras" on PyTorch, whose `topk` is not stable). Cost O(n_queries * n_gallery * dim);
+    memory O(chunk scores + gallery chunk + n * k).
 
     Example:
 
@@ -152,14 +158,27 @@ class BruteForceIndex(GalleryIndex):
 
     Args:
         metric: "cosine" (rows L2-normalised) or "dot".
-        gallery_chunk_rows: gallery rows per backend tensor.
+        gallery_chunk_rows: gallery rows read (from `.npy` files) or converted to a backend
+            tensor at a time.
+        compute: "auto", "host" (numpy's BLAS) or "keras" (the Keras backend's device).
+        cache_bytes: `.npy` galleries (`add_npy`) of at most this many float32 bytes are kept
+            in memory, checked and normalised, after the first search (dropped on add); larger
+            ones are read a chunk at a time at each search.
     """
 
     kind = "brute_force"
 
-    def __init__(self, metric="cosine", gallery_chunk_rows=GALLERY_CHUNK_ROWS):
+    def __init__(self, metric="cosine", gallery_chunk_rows=GALLERY_CHUNK_ROWS, compute="auto",
+                 cache_bytes=CACHE_BYTES):
         super().__init__(metric)
         self.gallery_chunk_rows = check_positive_int(gallery_chunk_rows, "`gallery_chunk_rows`")
+        if compute not in COMPUTES:
+            raise ValueError(f"`compute` must be one of {COMPUTES}, got {compute!r}.")
+        if not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
+            raise ValueError(f"`cache_bytes` must be an integer >= 0, got {cache_bytes!r}.")
+        self.compute = compute
+        self.cache_bytes = int(cache_bytes)
+        self._cached_chunks = None  # [(first position, prepared rows)] once read whole
         # (array, needs preparing, source): copies added in memory are checked and
         # normalised once, on add; `.npy` files left on disk chunk by chunk as they are read.
         self._parts = []
@@ -188,19 +207,40 @@ class BruteForceIndex(GalleryIndex):
         self.dim = rows.shape[1]
         self._parts.append((rows, needs_preparing, str(source)))
         self._ids.append(ids)
+        self._cached_chunks = None
 
     def _gallery_chunks(self):
         """(first position, float32 rows ready to score) over the whole gallery."""
+        if self._cached_chunks is not None:
+            yield from self._cached_chunks
+            return
+        read = sum(len(rows) for rows, needs_preparing, _ in self._parts if needs_preparing)
+        kept = [] if read * self.dim * 4 <= self.cache_bytes else None
         position = 0
         for rows, needs_preparing, source in self._parts:
             for start in range(0, len(rows), self.gallery_chunk_rows):
                 chunk = rows[start:start + self.gallery_chunk_rows]
                 if needs_preparing:
                     chunk = self._prepared(chunk, source, first_row=start)
-                yield position + start, np.ascontiguousarray(chunk, dtype=np.float32)
+                chunk = (position + start, np.ascontiguousarray(chunk, dtype=np.float32))
+                if kept is not None:
+                    kept.append(chunk)
+                yield chunk
             position += len(rows)
+        self._cached_chunks = kept  # reached only once the whole gallery was read
+
+    def _progress(self, verbose, n_queries, steps):
+        show = verbose if verbose != "auto" else n_queries * self.ntotal >= _PROGRESS_SCORES
+        return keras.utils.Progbar(steps, unit_name="chunk") if show else None
 
     def _search(self, queries, k, verbose):
+        if self.compute == "host" or self.compute == "auto" and not backend_has_accelerator():
+            steps = -(-self.ntotal // min(self.gallery_chunk_rows, self.ntotal))
+            return host_search(queries, k, self._gallery_chunks(),
+                               self._progress(verbose, len(queries), steps))
+        return self._search_keras(queries, k, verbose)
+
+    def _search_keras(self, queries, k, verbose):
         n_queries, n_gallery = len(queries), self.ntotal
         chunk_rows = min(self.gallery_chunk_rows, n_gallery)
         query_rows = max(1, min(n_queries, _CHUNK_SCORES // chunk_rows))
@@ -209,8 +249,7 @@ class BruteForceIndex(GalleryIndex):
         best_scores = np.full((n_queries, 0), -np.inf, np.float32)
         best_positions = np.zeros((n_queries, 0), np.int64)
         steps = -(-n_gallery // chunk_rows) * len(query_chunks)
-        show = verbose if verbose != "auto" else n_queries * n_gallery >= _PROGRESS_SCORES
-        progress = keras.utils.Progbar(steps, unit_name="chunk") if show else None
+        progress = self._progress(verbose, n_queries, steps)
         for first, rows in self._gallery_chunks():
             gallery = ops.transpose(ops.convert_to_tensor(rows))
             chunk_k = min(k, len(rows))
