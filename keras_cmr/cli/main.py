@@ -27,6 +27,8 @@ COMMANDS = (
     "index",
     "search",
 )
+# The exit status of a run whose training diverged or collapsed (2: bad input).
+TRAINING_FAILED = 3
 VERBOSE_HELP = ("show the frameworks' C++ start-up logs (oneDNN, CUDA probing, CPU features), "
                 "hidden by default")
 
@@ -59,6 +61,10 @@ def main(argv=None):
 
 
 def _run(args):
+    # numpy only (keras_cmr.failures says why): the framework still loads below.
+    from keras_cmr.failures import TrainingFailure
+
+    join_processes()
     # Every class registered (keras.saving.load_model), as a plain `import keras_cmr` does;
     # the framework loads here, after the log settings.
     keras_cmr.import_all()
@@ -68,6 +74,19 @@ def _run(args):
         # Bad input is the user's to fix: one clear line, no traceback.
         print(f"keras-cmr {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingFailure as failure:
+        # The run diverged or collapsed: nothing was saved (the commands save after training).
+        print(f"keras-cmr {args.command}: training failed: {failure}", file=sys.stderr)
+        return TRAINING_FAILED
+
+
+def join_processes():
+    """Joins a multi-process JAX job when the launcher's variables ask for one (docs/scaling.md),
+    before any backend work; a plain run does nothing and imports no framework here."""
+    from keras_cmr.distribution import processes
+
+    if processes.multiprocess_requested():
+        processes.initialize_processes()
 
 
 if __name__ == "__main__":
