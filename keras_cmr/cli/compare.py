@@ -60,8 +60,8 @@ def run(args):
 
     def save(results):
         if args.json:
-            saving.write_json({**settings, "dataset": dataset.name, "table": summarize(results), "runs": results},
-                              args.json)
+            saving.write_json({**settings, "dataset": dataset.name,
+                               "table": summarize(results), "runs": results}, args.json)
 
     results = compare(methods, dataset, config, seeds, finished=finished, on_result=save,
                       log=lambda line: print(line, flush=True), progress=not args.quiet)

@@ -44,6 +44,7 @@ def run(args):
     from keras_cmr.experiment import (format_table, measure_test_split, run_with_source,
                                       summarize)
     from keras_cmr.experiment.resume import ResumableStages
+    from keras_cmr.failures import TrainingFailure
 
     start = time.perf_counter()
     config = training_config(args)
@@ -60,8 +61,13 @@ def run(args):
     if args.resume and not resumable:
         raise ValueError("--resume works in a one-process run only.")
     callbacks = [ResumableStages(backup, args.seed)] if resumable else []
-    model, result, source = run_with_source(args.method, dataset, config, seed=args.seed,
-                                            callbacks=callbacks)
+    try:
+        model, result, source = run_with_source(args.method, dataset, config, seed=args.seed,
+                                                callbacks=callbacks)
+    except TrainingFailure:
+        # Resuming a diverged or collapsed run would fail again: leave nothing behind.
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
     results = [result]
     if source is not None and source.history is not None:
         # One source model trained for this run: its own row, on the same test split.
@@ -75,8 +81,8 @@ def run(args):
         saved = save_run(output, model, source, {"data": data,
                                                  "config": dataclasses.asdict(config),
                                                  "results": results})
-        shutil.rmtree(backup, ignore_errors=True)
         print(f"\nsaved in {output}{os.sep}: {', '.join(saved)}")
+    shutil.rmtree(backup, ignore_errors=True)
     print(f"took {time.perf_counter() - start:.0f} s (training and test measurement)")
 
 

@@ -176,5 +176,5 @@ def __getattr__(name):
 
 __all__ = ["OutOfFoldSource", "SourceProvider", "TrainedSource", "TrainingConfig",
            "as_source", "build_model", "compare", "fit_selected", "format_progress",
-           "format_table", "make_encoder", "make_source", "measure_test_split", "out_of_fold_source",
-           "run_method", "run_with_source", "summarize"]
+           "format_table", "make_encoder", "make_source", "measure_test_split",
+           "out_of_fold_source", "run_method", "run_with_source", "summarize"]

@@ -34,7 +34,7 @@ def format_table(table):
     for method, row in table.items():
         cells = "".join(
             f"{row[key]:>10.4f} +- {row[key + '_std']:.3f}" if row["seeds"] > 1
-            else f"{row[key]:>10.4f}{'':8}"
+            else f"{row[key]:>10.4f}{'':9}"
             for key in ("i2t_map", "t2i_map", "avg_map"))
         lines.append(f"{method:<20}{row['seeds']:>6}{cells}{row['best_val_avg_map']:>9.4f}")
     return "\n".join(lines)

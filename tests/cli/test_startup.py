@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from keras_cmr import methods
-from keras_cmr.cli import quiet
 from keras_cmr.cli.main import COMMANDS, main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
