@@ -72,6 +72,9 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     if resumable is not None:
         resumable.track(stopping)
         data = {"x": resumable.batches(inputs, labels, batch_size)}
+        if not model.built:
+            # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
+            model(data["x"][0][0])
     history = model.fit(
         **data, epochs=config.epochs,
         callbacks=[StopOnNonFiniteLoss(), evaluation, stopping, *checks, *callbacks],
