@@ -109,7 +109,7 @@ def test_out_of_fold_source_embeds_each_fold_with_the_source_that_never_saw_it()
 
 
 def test_transfer_from_out_of_fold_sources_once_per_seed(monkeypatch):
-    config = dataclasses.replace(FAST, source_folds=2, epochs=1)
+    config = dataclasses.replace(FAST, source_folds=2, epochs=3)
     data = load_digits_two_view()
     calls = []
 

@@ -1,10 +1,10 @@
-"""A training process killed mid-epoch resumes and ends with the uninterrupted run's weights."""
+"""A killed `keras-cmr train` resumes to the uninterrupted run's result; reproducible epochs."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import keras
@@ -12,78 +12,65 @@ import numpy as np
 import pytest
 
 from keras_cmr.callbacks import ReproducibleEpochs
+from keras_cmr.cli import quiet
+from keras_cmr.cli.main import main
 
-# Trains 4 epochs with dropout; "kill-me" writes a marker in the middle of epoch 3 and waits
-# there to be killed. The weights land in an .npz once training ends.
-CHILD = textwrap.dedent("""
-    import os, sys, time
-    import keras, numpy as np
-    from keras_cmr.callbacks import ReproducibleEpochs
-    from keras_cmr.datasets import PairBatches, load_digits_two_view
-    from keras_cmr.experiment import TrainingConfig, build_model
-
-    mode, backup, marker, out = sys.argv[1:5]
-    keras.utils.set_random_seed(0)
-    data = load_digits_two_view()
-    config = TrainingConfig(embedding_dim=16, hidden_dims=(16,), dropout=0.3)
-    model = build_model("contrastive", data.num_classes, config)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
-    batches = PairBatches.from_split(data.train, batch_size=100, seed=0)
-    model(batches[0][0])  # BackupAndRestore restores into a built model
-
-    class WaitToBeKilled(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            if mode == "kill-me" and self.epoch == 2 and batch == 3:
-                open(marker, "w").close()
-                time.sleep(600)
-
-    callbacks = [ReproducibleEpochs(seed=0, data=batches), WaitToBeKilled()]
-    if backup != "none":
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup))
-    model.fit(batches, epochs=4, shuffle=False, callbacks=callbacks, verbose=0)
-    np.savez(out, *[keras.ops.convert_to_numpy(v) for v in model.trainable_weights])
-""")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Six epochs of a one-stage method with dropout (0.1, the default); patience 2, so the
+# early-stopping counters carried over the kill decide when the run stops.
+TRAIN = ["train", "--method", "contrastive", "--epochs", "6", "--patience", "2",
+         "--embedding-dim", "8", "--quiet"]
 
 
-def run_child(tmp_path, mode, backup, out):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    return subprocess.Popen([sys.executable, str(script), mode, str(backup),
-                             str(tmp_path / "marker"), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def keras_cmr(*argv):
+    """`keras-cmr ARGV` in a child process, as the console script runs it."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_CMR_LAZY_IMPORT")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-c",
+                             "import sys, keras_cmr_cli; sys.exit(keras_cmr_cli.main())",
+                             *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO_ROOT)
 
 
 def finish(process):
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-3000:]
+    output, errors = process.communicate(timeout=300)
+    assert process.returncode == 0, errors[-3000:]
+    return output, errors
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    backup = tmp_path / "backup"
-    killed = run_child(tmp_path, "kill-me", backup, tmp_path / "never.npz")
-    uninterrupted = run_child(tmp_path, "plain", "none", tmp_path / "uninterrupted.npz")
+def test_a_killed_train_command_resumes_to_the_uninterrupted_result(tmp_path, capsys):
+    killed_output, plain_output = tmp_path / "killed", tmp_path / "plain"
+    killed = keras_cmr(*TRAIN, "--output", str(killed_output))
+    plain = keras_cmr(*TRAIN, "--output", str(plain_output))
+    metadata = killed_output / "backup" / "stage-0" / "training_metadata.json"
     deadline = time.monotonic() + 300
-    while not (tmp_path / "marker").exists():
-        assert killed.poll() is None, killed.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "the child never reached epoch 3"
-        time.sleep(0.2)
+    while not metadata.exists():
+        assert killed.poll() is None, killed.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run never backed up an epoch"
+        time.sleep(0.05)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL
-    assert (backup / "training_metadata.json").read_text().startswith('{"epoch": 2')
-    finish(uninterrupted)
+    assert not (killed_output / "figures.json").exists()
+    # Without --resume the backup is not overwritten.
+    assert main([*TRAIN, "--output", str(killed_output)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    printed, errors = finish(plain)
+    # The frameworks' C++ start-up lines stay off stderr (Keras imports TensorFlow during
+    # `fit` on JAX and PyTorch too).
+    for line in errors.splitlines():
+        assert not quiet.START_UP_LINE.match(line), line
+        for marker in ("oneDNN", "cudart_stub", "cpu_feature_guard", "cuInit", "absl::"):
+            assert marker not in line, line
+    assert f"saved in {plain_output}" in printed and "took" in printed
 
-    finish(run_child(tmp_path, "resume", backup, tmp_path / "resumed.npz"))
-    resumed = np.load(tmp_path / "resumed.npz")
-    expected = np.load(tmp_path / "uninterrupted.npz")
-    assert len(resumed.files) == len(expected.files) > 0
-    for name in expected.files:
-        np.testing.assert_array_equal(resumed[name], expected[name])
-    # BackupAndRestore removes its backup once training has finished.
-    assert not (backup / "training_metadata.json").exists()
+    resumed, _ = finish(keras_cmr(*TRAIN, "--output", str(killed_output), "--resume"))
+    expected = json.loads((plain_output / "figures.json").read_text())["results"][0]
+    result = json.loads((killed_output / "figures.json").read_text())["results"][0]
+    assert result["test"] == expected["test"]
+    assert result["history"] == expected["history"] and result["epochs"] == expected["epochs"]
+    assert not (killed_output / "backup").exists()
 
 
 def test_reproducible_epochs_rejects_bad_arguments():

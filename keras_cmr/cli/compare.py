@@ -1,9 +1,18 @@
-"""`keras-cmr compare`: train each method the same way over seeds; print the test table."""
+"""`keras-cmr compare`: train each method the same way over seeds; print the test table.
+
+A run that fails (diverged or collapsed: `keras_cmr.failures.TrainingFailure`) is recorded in
+the table's JSON as {"method", "seed", "failure"} and the other runs go on; the command then
+exits with status 3 (keras_cmr.cli.main.TRAINING_FAILED). With --json the file is rewritten
+(atomically) after every run, so `--resume` can skip the runs it holds.
+"""
 
 import argparse
+import json
+import os
 
 from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
-                                   experiment_setting, methods_epilog, training_config)
+                                   experiment_setting, methods_epilog, read_json_object,
+                                   training_config)
 
 DEFAULT_METHODS = "source,contrastive,naive_sum,met"
 DEFAULT_SEEDS = 3
@@ -19,7 +28,12 @@ def add_parser(commands):
                              f"{DEFAULT_METHODS})")
     parser.add_argument("--seeds", type=int, help=f"seeds 0..N-1 (default {DEFAULT_SEEDS})")
     add_protocol_options(parser)
-    parser.add_argument("--json", help="write every run's figures, curves and the table here")
+    parser.add_argument("--json", help="write every run's figures, curves and the table here "
+                                       "(rewritten after every run)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the runs already finished in the --json file (of an "
+                             "interrupted compare with the same settings); failed runs are "
+                             "run again")
     parser.set_defaults(run=run)
 
 
@@ -27,6 +41,7 @@ def run(args):
     import dataclasses
 
     from keras_cmr import saving
+    from keras_cmr.cli.main import TRAINING_FAILED
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import compare, format_table, summarize
 
@@ -38,13 +53,41 @@ def run(args):
         raise ValueError(f"--seeds must be at least 1, got {seeds}.")
     data = experiment_setting(args, "data", DEFAULT_DATA)
     config = training_config(args)
+    settings = {"data": data, "methods": methods, "seeds": seeds,
+                "config": dataclasses.asdict(config)}
+    finished = finished_runs(args, settings)
     dataset = load_dataset(data)
-    results = compare(methods, dataset, config, seeds, log=lambda line: print(line, flush=True))
-    table = summarize(results)
+
+    def save(results):
+        if args.json:
+            saving.write_json({**settings, "dataset": dataset.name,
+                               "table": summarize(results), "runs": results}, args.json)
+
+    results = compare(methods, dataset, config, seeds, finished=finished, on_result=save,
+                      log=lambda line: print(line, flush=True), progress=not args.quiet)
+    save(results)
     print(f"\n{dataset.name}: test mAP@all, mean +- std over {seeds} seed(s), "
           "each selected on validation avg mAP")
-    print(format_table(table))
-    if args.json:
-        saving.write_json({"data": data, "methods": methods, "seeds": seeds,
-                           "config": dataclasses.asdict(config), "table": table,
-                           "runs": results}, args.json)
+    print(format_table(summarize(results)))
+    failed = [result for result in results if "failure" in result]
+    for result in failed:
+        print(f"failed: {result['method']} seed {result['seed']}: {result['failure']}")
+    return TRAINING_FAILED if failed else 0
+
+
+def finished_runs(args, settings):
+    """The successful runs of the --json file to skip with --resume (none without it)."""
+    if not args.resume:
+        return []
+    if not args.json:
+        raise ValueError("--resume needs --json: the file of the interrupted comparison.")
+    if not os.path.exists(args.json):
+        return []  # nothing finished yet: start from the beginning
+    earlier = read_json_object(args.json, "--json")
+    settings = json.loads(json.dumps(settings))  # tuples as the file holds them: lists
+    changed = [key for key in settings if earlier.get(key) != settings[key]]
+    if changed:
+        raise ValueError(f"--resume: {args.json} was written with other settings "
+                         f"({', '.join(changed)}); resume with the same ones or another "
+                         "--json file.")
+    return [run for run in earlier.get("runs", []) if "failure" not in run]

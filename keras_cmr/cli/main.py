@@ -1,12 +1,18 @@
 """The `keras-cmr` command: train, evaluate and compare cross-modal retrieval methods.
 
-    keras-cmr train                       # MET on the default data (digits), prints the table
+    keras-cmr train                       # MET on digits; writes runs/met-seed0/
+    keras-cmr train --resume              # continues a killed run from runs/met-seed0/backup
     keras-cmr train --method contrastive --data wikipedia:../shared/data/wikipedia_sift_lda
+                                          # writes runs/contrastive-seed0/
     keras-cmr evaluate runs/met-seed0/encoder.keras --data digits
     keras-cmr compare --data digits --methods source,contrastive,met --seeds 3 --json out.json
+    keras-cmr compare --resume --json out.json --data digits --methods source,contrastive,met \
+        --seeds 3                         # skips the runs out.json holds
     keras-cmr compare --config experiments/wikipedia.json --json wikipedia.json
-    keras-cmr plot wikipedia.json --out docs/figures/wikipedia
+    keras-cmr plot wikipedia.json --out docs/figures/wikipedia   # writes the two PNG files there
     keras-cmr extract-features --preset ./clip_preset --data my_pairs/ --out features.npz
+
+Exit status: 0 done, 2 bad input, 3 training failed (diverged or collapsed; nothing saved).
 """
 
 import argparse
@@ -27,6 +33,8 @@ COMMANDS = (
     "index",
     "search",
 )
+# The exit status of a run whose training diverged or collapsed (2: bad input).
+TRAINING_FAILED = 3
 VERBOSE_HELP = ("show the frameworks' C++ start-up logs (oneDNN, CUDA probing, CPU features), "
                 "hidden by default")
 
@@ -59,6 +67,10 @@ def main(argv=None):
 
 
 def _run(args):
+    # numpy only (keras_cmr.failures says why): the framework still loads below.
+    from keras_cmr.failures import TrainingFailure
+
+    join_processes()
     # Every class registered (keras.saving.load_model), as a plain `import keras_cmr` does;
     # the framework loads here, after the log settings.
     keras_cmr.import_all()
@@ -68,6 +80,19 @@ def _run(args):
         # Bad input is the user's to fix: one clear line, no traceback.
         print(f"keras-cmr {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingFailure as failure:
+        # The run diverged or collapsed: nothing was saved (the commands save after training).
+        print(f"keras-cmr {args.command}: training failed: {failure}", file=sys.stderr)
+        return TRAINING_FAILED
+
+
+def join_processes():
+    """Joins a multi-process JAX job when the launcher's variables ask for one (docs/scaling.md),
+    before any backend work; a plain run does nothing and imports no framework here."""
+    from keras_cmr.distribution import processes
+
+    if processes.multiprocess_requested():
+        processes.initialize_processes()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,19 @@ def add_parser(commands):
     parser.add_argument("--out", default="figures",
                         help="folder for the PNG files (default %(default)s)")
     parser.add_argument("--methods", help="comma-separated methods to plot (default: all)")
-    parser.add_argument("--title", help="title prefix (default: the data set)")
+    parser.add_argument("--title", help="title prefix (default: the data set's name)")
     parser.set_defaults(run=run)
+
+
+def data_set_name(content):
+    """The data set's name for titles: the one `compare` recorded, else (older files) the
+    spec's folder or file name ("wikipedia:../data/wikipedia_sift_lda" -> "wikipedia_sift_lda"),
+    else the spec itself ("digits")."""
+    if content.get("dataset"):
+        return str(content["dataset"])
+    spec = str(content.get("data", ""))
+    kind, _, path = spec.partition(":")
+    return os.path.basename(os.path.normpath(path)) if path else kind
 
 
 def read_results(path):
@@ -95,7 +106,7 @@ def run(args):
         missing = [name for name in methods if name not in present]
         if missing:
             raise ValueError(f"{args.results} has no runs of {missing}; it has {present}")
-    title = args.title or str(content.get("data", ""))
+    title = args.title or data_set_name(content)
     os.makedirs(args.out, exist_ok=True)
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)

@@ -17,7 +17,8 @@ from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encod
                                            measure_test_split, train_selected)
 from keras_cmr.experiment.sources import (OutOfFoldSource, SourceProvider, TrainedSource,
                                           as_source)
-from keras_cmr.experiment.tables import format_table, summarize
+from keras_cmr.experiment.tables import format_progress, format_table, summarize
+from keras_cmr.failures import TrainingFailure
 
 
 def make_source(dataset, config, seed=0, callbacks=()):
@@ -81,13 +82,22 @@ def run_method(method, dataset, config, seed=0, source=None, callbacks=()):
     return run_with_source(method, dataset, config, seed, source, callbacks)[:2]
 
 
-def compare(methods_to_run, dataset, config, seeds, log=print):
+def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_result=None,
+            progress=True):
     """Runs every method for seeds 0..seeds-1; returns the list of `run_method` results.
 
     Within a seed, the methods that need a source ("met", "kim") share the
     `config.source_method` model of that seed: the listed baseline when it comes first, else
     the source made for the first of them (with `config.source_folds` > 1: the seed's
-    out-of-fold embeddings). `log` gets one line per run (None: silent).
+    out-of-fold embeddings). `log` gets one line per run, its figures, followed with
+    `progress` by a progress line (`format_progress`); `log=None`: silent.
+
+    A run that raises `keras_cmr.failures.TrainingFailure` (diverged or collapsed) does not
+    end the comparison: its result is {"method", "seed", "failure": the message}, and
+    `summarize` leaves it out. `finished`: results of an earlier, interrupted comparison;
+    their (method, seed) runs are not run again and come first in the returned list (a
+    transfer method of such a seed then trains its own source). `on_result(results)` is
+    called after every run with the results so far (e.g. to save them).
     """
     known = methods.available()
     unknown = [name for name in methods_to_run if name not in known]
@@ -95,23 +105,46 @@ def compare(methods_to_run, dataset, config, seeds, log=print):
         raise ValueError(f"unknown method(s) {unknown}; choose from {known}.")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}.")
-    results = []
+    results = list(finished)
+    done = {(result["method"], result["seed"]) for result in results}
+    total = seeds * len(methods_to_run)
+    start, run_seconds = time.perf_counter(), []
     for seed in range(seeds):
         source = None
         for method in methods_to_run:
-            model, result, used = run_with_source(method, dataset, config, seed=seed,
-                                                  source=source)
+            if (method, seed) in done:
+                continue
+            run_start = time.perf_counter()
+            try:
+                model, result, used = run_with_source(method, dataset, config, seed=seed,
+                                                      source=source)
+            except TrainingFailure as failure:
+                model, used = None, None
+                result = {"method": method, "seed": seed, "failure": str(failure)}
             if used is not None:
                 source = used
-            elif method == config.source_method and config.source_folds == 1:
+            elif (model is not None and method == config.source_method
+                  and config.source_folds == 1):
                 source = TrainedSource(model)
             results.append(result)
+            run_seconds.append(time.perf_counter() - run_start)
+            if on_result is not None:
+                on_result(results)
             if log is not None:
-                test = result["test"]
-                log(f"seed {seed} {method:<20} test I2T {test['i2t_map']:.4f} "
-                    f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
-                    f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
+                log(_run_line(result))
+            if log is not None and progress:
+                log(format_progress(len(results), total, method, seed,
+                                    time.perf_counter() - start, run_seconds))
     return results
+
+
+def _run_line(result):
+    if "failure" in result:
+        return f"seed {result['seed']} {result['method']:<20} FAILED: {result['failure']}"
+    test = result["test"]
+    return (f"seed {result['seed']} {result['method']:<20} test I2T {test['i2t_map']:.4f} "
+            f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
+            f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
 
 
 # Live views of the registry under the names this module exported before it existed, so a
@@ -142,6 +175,6 @@ def __getattr__(name):
 
 
 __all__ = ["OutOfFoldSource", "SourceProvider", "TrainedSource", "TrainingConfig",
-           "as_source", "build_model", "compare", "fit_selected", "format_table",
-           "make_encoder", "make_source", "measure_test_split", "out_of_fold_source",
-           "run_method", "run_with_source", "summarize"]
+           "as_source", "build_model", "compare", "fit_selected", "format_progress",
+           "format_table", "make_encoder", "make_source", "measure_test_split",
+           "out_of_fold_source", "run_method", "run_with_source", "summarize"]

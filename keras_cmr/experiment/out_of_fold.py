@@ -43,7 +43,7 @@ def out_of_fold_source(dataset, config, seed=0, callbacks=()):
                   f"{inside.size} pairs, embeds {held_out.size}", flush=True)
         model, history = train_selected(config.source_method,
                                         with_train(dataset, train.take(inside)), config,
-                                        callbacks)
+                                        callbacks, check_collapse=False)
         embedded_image = model.encode_image(train.image[held_out])
         embedded_text = model.encode_text(train.text[held_out])
         if image is None:
