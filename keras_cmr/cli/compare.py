@@ -11,8 +11,7 @@ import json
 import os
 
 from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
-                                   experiment_setting, methods_epilog, read_json_object,
-                                   training_config)
+                                   experiment_setting, methods_epilog, training_config)
 
 DEFAULT_METHODS = "source,contrastive,naive_sum,met"
 DEFAULT_SEEDS = 3
@@ -61,7 +60,9 @@ def run(args):
     def save(results):
         if args.json:
             saving.write_json({**settings, "dataset": dataset.name,
-                               "table": summarize(results), "runs": results}, args.json)
+                               "table": summarize(results),
+                               "paired": paired_statistics(results, methods),
+                               "runs": results}, args.json)
 
     results = compare(methods, dataset, config, seeds, finished=finished, on_result=save,
                       log=lambda line: print(line, flush=True), progress=not args.quiet)
@@ -75,6 +76,18 @@ def run(args):
     return TRAINING_FAILED if failed else 0
 
 
+def paired_statistics(results, methods):
+    """Each listed method that transfers from a source, minus every other method: the paired
+    per-seed differences of test avg mAP with 95% intervals (`keras_cmr.statistics`)."""
+    from keras_cmr import methods as registry
+    from keras_cmr.statistics import paired_comparisons
+
+    finished = [result for result in results if "failure" not in result]
+    present = {result["method"] for result in finished}
+    return {method: paired_comparisons(finished, reference=method) for method in methods
+            if method in present and registry.get(method).needs_source}
+
+
 def finished_runs(args, settings):
     """The successful runs of the --json file to skip with --resume (none without it)."""
     if not args.resume:
@@ -83,6 +96,8 @@ def finished_runs(args, settings):
         raise ValueError("--resume needs --json: the file of the interrupted comparison.")
     if not os.path.exists(args.json):
         return []  # nothing finished yet: start from the beginning
+    from keras_cmr.utils.files import read_json_object
+
     earlier = read_json_object(args.json, "--json")
     settings = json.loads(json.dumps(settings))  # tuples as the file holds them: lists
     changed = [key for key in settings if earlier.get(key) != settings[key]]

@@ -29,7 +29,7 @@ def data_set_name(content):
 
 def read_results(path):
     """The runs of a compare JSON file, with a clear error for any other file."""
-    from keras_cmr.cli.options import read_json_object
+    from keras_cmr.utils.files import read_json_object
 
     content = read_json_object(path, "results file")
     runs = content.get("runs")

@@ -13,6 +13,7 @@ import keras
 from keras_cmr import methods
 from keras_cmr.config import TrainingConfig
 from keras_cmr.experiment.out_of_fold import out_of_fold_source
+from keras_cmr.experiment.setting import prepare_dataset, setting_entries
 from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encoder,
                                            measure_test_split, train_selected)
 from keras_cmr.experiment.sources import (OutOfFoldSource, SourceProvider, TrainedSource,
@@ -28,7 +29,7 @@ def make_source(dataset, config, seed=0, callbacks=()):
     `config.source_method` model trained under the protocol, as a `TrainedSource` whose
     `history` is its training stage.
     """
-    dataset = dataset.with_validation(config.validation_fraction, seed=seed)
+    dataset = prepare_dataset(dataset, config, seed)
     if config.source_folds > 1:
         return out_of_fold_source(dataset, config, seed, callbacks)
     keras.utils.set_random_seed(seed)
@@ -38,7 +39,7 @@ def make_source(dataset, config, seed=0, callbacks=()):
 def run_with_source(method, dataset, config, seed=0, source=None, callbacks=()):
     """As `run_method`, and returns the source the method learned from as a third item
     (a `SourceProvider`; None for a method that needs none), for reuse by the next method."""
-    dataset = dataset.with_validation(config.validation_fraction, seed=seed)
+    dataset = prepare_dataset(dataset, config, seed)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     stages = {}
@@ -63,6 +64,7 @@ def run_with_source(method, dataset, config, seed=0, source=None, callbacks=()):
         "seconds": time.perf_counter() - start,
         "history": stages,
     }
+    result.update(setting_entries(dataset))
     if source is not None:
         result.update(source.result_entries())
     return model, result, source

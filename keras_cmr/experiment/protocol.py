@@ -22,7 +22,8 @@ from keras_cmr.models import CrossModalEncoder
 
 def make_encoder(config, name=None):
     return CrossModalEncoder.projection(config.embedding_dim, hidden_dims=config.hidden_dims,
-                                        dropout=config.dropout, name=name)
+                                        dropout=config.dropout,
+                                        input_dropout=config.input_dropout, name=name)
 
 
 def build_model(method, num_classes, config, source=None):
@@ -51,7 +52,7 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     fold sources on the digits score exactly chance), and the model built on it is checked.
     With a `ResumableStages` among `callbacks`, the stage is backed up and resumed by it.
     """
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1))
+    model.compile(optimizer=config.optimizer())
     train, val = dataset.train, dataset.val
     evaluation = RetrievalEvaluation(val.image, val.text, val.labels)
     stopping = keras.callbacks.EarlyStopping(monitor="val_avg_map", mode="max",

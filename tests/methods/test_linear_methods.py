@@ -24,7 +24,7 @@ def test_closed_form_methods_run_through_compare_and_select_on_validation(tmp_pa
         assert name in methods.available() and methods.get(name).fit is not None
     logged = []
     results = experiment.compare(["cca", "label_regression"], dataset, FAST, seeds=1,
-                                 log=logged.append)
+                                 log=logged.append, progress=False)
     table = experiment.summarize(results)
     assert set(table) == {"cca", "label_regression"} and len(logged) == 2
     carved = dataset.with_validation(FAST.validation_fraction, seed=0)
