@@ -128,7 +128,7 @@ def paired_comparisons(results, reference="met", key="avg_map", confidence=0.95)
 
     Args:
         results: the list `keras_cmr.experiment.compare` returns (dicts with "method",
-            "seed" and "test"; other entries ignored).
+            "seed" and "test"; other entries ignored; failed runs left out).
         reference: the method under test.
         key: the test figure compared ("avg_map", "i2t_map", "t2i_map").
         confidence: confidence level of the paired t interval.
@@ -145,6 +145,8 @@ def paired_comparisons(results, reference="met", key="avg_map", confidence=0.95)
     """
     scores = {}
     for result in results:
+        if "failure" in result:  # a failed run (see `keras_cmr.experiment.compare`)
+            continue
         by_seed = scores.setdefault(result["method"], {})
         if result["seed"] in by_seed:
             raise ValueError(f"method {result['method']!r} has two runs of seed "

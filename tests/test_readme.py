@@ -45,3 +45,27 @@ def test_readme_scaling_out_example_runs(tmp_path, capsys, monkeypatch):
 
     index = load_index(str(tmp_path / "gallery_index"))
     assert (index.ntotal, index.dim) == (40_000, 256)
+
+
+def test_readme_own_method_and_label_noise_example_runs(capsys):
+    """The registry example registers a method, compares it under label noise, pairs seeds."""
+    from keras_cmr import methods
+
+    with open(os.path.join(REPO_ROOT, "README.md")) as stream:
+        text = stream.read()
+    section = text[text.index("## Your own method, label noise"):]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    assert "epochs=200" in code and "seeds=3" in code
+    # Fewer epochs and seeds: the suite's time, not the example's behaviour.
+    code = code.replace("epochs=200", "epochs=3").replace("seeds=3", "seeds=2")
+    namespace = {}
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        methods.unregister("triplet_all")
+    results = namespace["results"]
+    assert sorted({(r["method"], r["seed"]) for r in results}) == [
+        (m, s) for m in ("control", "met", "triplet_all") for s in (0, 1)]
+    assert all(r["label_noise"]["rate"] == 0.4 for r in results if "failure" not in r)
+    paired = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert paired["n"] == 2 and paired["verdict"] in ("better", "tie", "worse")

@@ -82,9 +82,8 @@ def paired_statistics(results, methods):
     from keras_cmr import methods as registry
     from keras_cmr.statistics import paired_comparisons
 
-    finished = [result for result in results if "failure" not in result]
-    present = {result["method"] for result in finished}
-    return {method: paired_comparisons(finished, reference=method) for method in methods
+    present = {result["method"] for result in results if "failure" not in result}
+    return {method: paired_comparisons(results, reference=method) for method in methods
             if method in present and registry.get(method).needs_source}
 
 
