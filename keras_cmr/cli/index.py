@@ -17,8 +17,9 @@ MODALITIES = ("image", "text")
 EMBED_CHUNK_ROWS = 4096
 
 
-def add_side_options(parser, modality_default, modality_help):
-    """--split and --modality: the split whose pairs are embedded, and which side of them."""
+def add_embedding_options(parser, encoder_help, modality_default, modality_help):
+    """The encoder file, --split and --modality: what embeds which side of which split."""
+    parser.add_argument("encoder", help=encoder_help)
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--modality", default=modality_default, choices=MODALITIES,
                         help=modality_help)
@@ -29,9 +30,9 @@ def add_parser(commands):
         "index", help="embed a gallery with a saved encoder and save a retrieval index",
         description="Embed one modality of a data split with a saved encoder and save a "
                     "keras_cmr.retrieval index (exact; faiss with --faiss) to a folder.")
-    parser.add_argument("encoder", help="a .keras file saved by keras-cmr (encoder or model)")
+    add_embedding_options(parser, "a .keras file saved by keras-cmr (encoder or model)", "text",
+                          "which side of the pairs forms the gallery (default text)")
     add_data_option(parser)
-    add_side_options(parser, "text", "which side of the pairs forms the gallery (default text)")
     parser.add_argument("--out", required=True, help="folder of the index (replaced whole)")
     parser.add_argument("--faiss", action="store_true",
                         help="a faiss IndexFlatIP (needs faiss-cpu) instead of brute force")

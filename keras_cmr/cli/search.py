@@ -8,8 +8,8 @@ shares the query's label} ("relevant" only when the index holds the gallery's la
 import json
 import os
 
-from keras_cmr.cli.index import (GALLERY_FILE, LABELS_FILE, MODALITIES, add_side_options, embed,
-                                 encoder_fingerprint, load_split)
+from keras_cmr.cli.index import (GALLERY_FILE, LABELS_FILE, MODALITIES, add_embedding_options,
+                                 embed, encoder_fingerprint, load_split)
 from keras_cmr.cli.options import DATA_HELP
 
 
@@ -19,10 +19,10 @@ def add_parser(commands):
         description="Embed the queries of a data split with the encoder that built the index "
                     "and write each query's top-k hits to a JSON-lines file.")
     parser.add_argument("index", help="the folder written by `keras-cmr index`")
-    parser.add_argument("encoder", help="the .keras file the index was built with")
+    add_embedding_options(parser, "the .keras file the index was built with", None,
+                          "the queries' side of the pairs (default: the other side than the "
+                          "index's)")
     parser.add_argument("--queries", help=f"data set of the queries; {DATA_HELP}")
-    add_side_options(parser, None, "the queries' side of the pairs (default: the other side "
-                                    "than the index's)")
     parser.add_argument("--top-k", type=int, default=10, help="hits per query (default 10)")
     parser.add_argument("--out", required=True, help="JSON-lines file of the results")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -121,6 +121,13 @@ def r_precision(queries, query_labels, gallery, gallery_labels, chunk_size=None)
     )["r_precision"]
 
 
+def _metric_at_k(metric, k, queries, query_labels, gallery, gallery_labels, chunk_size):
+    """`retrieval_metrics`' figure "`metric`@k" alone, k checked."""
+    name = f"{metric}@{check_positive_int(k, '`k`')}"
+    return retrieval_metrics(queries, query_labels, gallery, gallery_labels, (name,),
+                             chunk_size=chunk_size)[name]
+
+
 def precision_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=None):
     """P@k: (relevant items in the top k) / k, averaged over queries.
 
@@ -129,10 +136,8 @@ def precision_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size
     Returns:
         float in [0, 1].
     """
-    k = check_positive_int(k, "`k`")
-    return retrieval_metrics(
-        queries, query_labels, gallery, gallery_labels, (f"precision@{k}",), chunk_size=chunk_size
-    )[f"precision@{k}"]
+    return _metric_at_k("precision", k, queries, query_labels, gallery, gallery_labels,
+                        chunk_size)
 
 
 def recall_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=None):
@@ -141,10 +146,7 @@ def recall_at_k(queries, query_labels, gallery, gallery_labels, k, chunk_size=No
     Returns:
         float in [0, 1].
     """
-    k = check_positive_int(k, "`k`")
-    return retrieval_metrics(
-        queries, query_labels, gallery, gallery_labels, (f"recall@{k}",), chunk_size=chunk_size
-    )[f"recall@{k}"]
+    return _metric_at_k("recall", k, queries, query_labels, gallery, gallery_labels, chunk_size)
 
 
 def precision_recall_curve(queries, query_labels, gallery, gallery_labels,
