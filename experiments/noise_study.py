@@ -10,7 +10,8 @@ method trains under the experiment file's protocol with seed s; transfer methods
 source (out-of-fold with `source_folds` > 1). Runs already in the JSON file are skipped, so a
 killed study continues where it stopped; the file is rewritten atomically after every run.
 `--report` prints, per rate, the mean test average mAP of each method and MET's paired
-differences to each rival (95% paired t interval).
+differences to each rival (95% paired t interval); `--plot PNG` draws test average mAP against
+the noise rate, one line per method, the seeds' standard deviation shaded.
 """
 
 import argparse
@@ -80,7 +81,7 @@ def report(path, reference="met"):
 
     runs = load_runs(path)
     for rate in sorted({r["label_noise"]["rate"] for r in runs}):
-        at_rate = [r for r in runs if r["label_noise"]["rate"] == rate]
+        at_rate = [r for r in runs if r["label_noise"]["rate"] == rate and "test" in r]
         scores = {}
         for r in at_rate:
             scores.setdefault(r["method"], {})[r["seed"]] = r["test"]["avg_map"]
@@ -101,6 +102,42 @@ def report(path, reference="met"):
             print(line)
 
 
+def noise_curves(runs):
+    """method -> (rates, mean test avg mAP, std over seeds), rates ascending."""
+    import numpy as np
+
+    curves = {}
+    for method in dict.fromkeys(r["method"] for r in runs):
+        by_rate = {}
+        for r in runs:
+            if r["method"] == method and "test" in r:
+                by_rate.setdefault(r["label_noise"]["rate"], []).append(r["test"]["avg_map"])
+        rates = sorted(by_rate)
+        values = [np.array(by_rate[rate]) for rate in rates]
+        curves[method] = (rates, [v.mean() for v in values],
+                          [v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+    return curves
+
+
+def plot(path, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 4))
+    for method, (rates, means, stds) in noise_curves(load_runs(path)).items():
+        means, stds = [float(m) for m in means], [float(s) for s in stds]
+        axes.plot(rates, means, marker="o", label=method)
+        axes.fill_between(rates, [m - s for m, s in zip(means, stds)],
+                          [m + s for m, s in zip(means, stds)], alpha=0.2)
+    axes.set_xlabel("training labels flipped (symmetric noise rate)")
+    axes.set_ylabel("test average mAP@all")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(png, dpi=120)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/wikipedia.json")
@@ -110,10 +147,13 @@ def main(argv=None):
     parser.add_argument("--methods", default="met,control,kim,naive_sum,contrastive")
     parser.add_argument("--json", required=True)
     parser.add_argument("--report", action="store_true", help="print the tables only")
+    parser.add_argument("--plot", help="PNG of test avg mAP against the noise rate")
     args = parser.parse_args(argv)
     if not args.report:
         run_study(args)
     report(args.json)
+    if args.plot:
+        plot(args.json, args.plot)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,29 @@ def test_relaxed_label_statistics_against_brute_force(rng):
     assert stats["top1_partner_same_class"] == pytest.approx(0.75)
     assert stats["auc_same_vs_other"] == pytest.approx(
         np.mean([1.0 if p > q else 0.0 for p in [0.9, 0.8, 0.7, 0.6] for q in other]))
+
+
+def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, capsys):
+    study = load_script("noise_study")
+    rng = np.random.default_rng(0)
+    scores = {(method, rate): rng.uniform(0.2, 0.3, size=3)
+              for method in ("met", "control") for rate in (0.0, 0.4)}
+    runs = [{"method": method, "seed": seed, "label_noise": {"rate": rate, "kind": "symmetric"},
+             "test": {"avg_map": float(values[seed])}}
+            for (method, rate), values in scores.items() for seed in range(3)]
+    runs.append({"method": "control", "seed": 3, "failure": "diverged",
+                 "label_noise": {"rate": 0.4, "kind": "symmetric"}})
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps({"runs": runs}))
+    curves = study.noise_curves(runs)
+    for method in ("met", "control"):
+        rates, means, stds = curves[method]
+        assert rates == [0.0, 0.4]
+        for rate, mean, std in zip(rates, means, stds):
+            assert mean == pytest.approx(scores[method, rate].mean())
+            assert std == pytest.approx(scores[method, rate].std(ddof=1))
+    study.main(["--json", str(path), "--report", "--plot", str(tmp_path / "noise.png")])
+    out = capsys.readouterr().out
+    difference = scores["met", 0.4] - scores["control", 0.4]
+    assert f"{difference.mean():+.4f}" in out
+    assert (tmp_path / "noise.png").stat().st_size > 1000
