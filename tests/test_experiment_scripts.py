@@ -133,3 +133,48 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     difference = scores["met", 0.4] - scores["control", 0.4]
     assert f"{difference.mean():+.4f}" in out
     assert (tmp_path / "noise.png").stat().st_size > 1000
+
+
+def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
+    from keras_cmr.experiment import OutOfFoldSource
+
+    study = load_script("source_study")
+    rng = np.random.default_rng(0)
+
+    def unit(rows, dim):
+        x = rng.normal(size=(rows, dim)).astype("float32")
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    folds = np.array([0, 1, 0, 1, 0])
+    sources = [OutOfFoldSource(unit(5, dim), unit(5, dim), folds, [f"e{dim}"], [{"d": dim}], 1.5,
+                               "old") for dim in (3, 4, 6)]
+    ensemble = study.concatenated(sources, "fingerprint")
+    expected = np.mean([s.image @ s.text.T for s in sources], axis=0)
+    np.testing.assert_allclose(ensemble.image @ ensemble.text.T, expected, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(ensemble.image, axis=1), 1.0, atol=1e-6)
+    assert ensemble.image.shape == (5, 13) and ensemble.image.dtype == np.float32
+    assert ensemble.split_fingerprint == "fingerprint"
+    assert ensemble.encoders == ["e3", "e4", "e6"] and ensemble.seconds == pytest.approx(4.5)
+    np.testing.assert_array_equal(ensemble.fold_ids, folds)
+
+
+def test_source_study_report_pairs_each_source_with_the_default_on_both_splits(tmp_path, capsys):
+    study = load_script("source_study")
+    rng = np.random.default_rng(1)
+    scores = {variant: rng.uniform(0.2, 0.3, size=(3, 2)) for variant in ("pcl", "clean_labels")}
+    runs = [{"variant": variant, "method": "met", "seed": seed, "best_val_avg_map": float(v[0]),
+             "test": {"avg_map": float(v[1])}, "label_noise": {"rate": 0.4, "kind": "symmetric"}}
+            for variant, values in scores.items() for seed, v in enumerate(values)]
+    runs.append({"variant": "ensemble", "method": "met", "seed": 0, "failure": "collapsed",
+                 "label_noise": {"rate": 0.4, "kind": "symmetric"}})
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps({"runs": runs}))
+    study.main(["--json", str(path), "--report"])
+    out = capsys.readouterr().out
+    difference = scores["clean_labels"] - scores["pcl"]
+    row = next(line for line in out.splitlines() if line.startswith("| `clean_labels`"))
+    assert f"{difference[:, 0].mean():+.4f}" in row and f"{difference[:, 1].mean():+.4f}" in row
+    assert f"{scores['clean_labels'][:, 0].mean():.4f}" in row
+    assert "`ensemble`" not in out
+    with pytest.raises(SystemExit):
+        study.main(["--json", str(path), "--variants", "pcl,oracle"])
