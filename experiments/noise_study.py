@@ -39,6 +39,7 @@ def run_study(args):
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import (TRANSFER_METHODS, TrainingConfig, out_of_fold_source,
                                       run_method)
+    from keras_cmr.failures import TrainingFailure
 
     experiment = read_json_object(args.config, "--config")
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
@@ -60,18 +61,23 @@ def run_study(args):
                 source = out_of_fold_source(
                     dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
             for method in todo:
-                model, result = run_method(
-                    method, dataset, config, seed=seed,
-                    source=source if method in TRANSFER_METHODS else None)
-                if method in TRANSFER_METHODS and source is None:
+                try:
+                    model, result = run_method(
+                        method, dataset, config, seed=seed,
+                        source=source if method in TRANSFER_METHODS else None)
+                except TrainingFailure as failure:  # recorded; the report leaves it out
+                    model, result = None, {"method": method, "seed": seed,
+                                           "failure": str(failure)}
+                if model is not None and method in TRANSFER_METHODS and source is None:
                     source = model.source
                 result.pop("test_curves", None)
                 result["label_noise"] = {"rate": rate, "kind": args.kind}
                 runs.append(result)
                 save_runs(args.json, runs, meta)
-                print(f"rate {rate} seed {seed} {method:<12} test avg "
-                      f"{result['test']['avg_map']:.4f} val {result['best_val_avg_map']:.4f} "
-                      f"({result['seconds']:.0f} s)", flush=True)
+                figures = (f"test avg {result['test']['avg_map']:.4f} val "
+                           f"{result['best_val_avg_map']:.4f} ({result['seconds']:.0f} s)"
+                           if "test" in result else f"FAILED: {result['failure']}")
+                print(f"rate {rate} seed {seed} {method:<12} {figures}", flush=True)
 
 
 def report(path, reference="met"):

@@ -103,14 +103,15 @@ class StopOnCollapse(keras.callbacks.Callback):
 
     Args:
         split: a `CrossModalSplit`, normally the validation split.
-        margin, atol: as in `check_not_collapsed`.
+        margin, atol, check_chance: as in `check_not_collapsed`.
     """
 
-    def __init__(self, split, margin=None, atol=None):
+    def __init__(self, split, margin=None, atol=None, check_chance=True):
         super().__init__()
         self.split = split
         self.options = {key: value for key, value in (("margin", margin), ("atol", atol))
                         if value is not None}
+        self.options["check_chance"] = check_chance
         self.result = None
 
     def on_train_end(self, logs=None):

@@ -75,19 +75,25 @@ def _spread(embeddings):
     return float(np.abs(rows - rows[:1]).max())
 
 
-def check_not_collapsed(encoder, split, margin=CHANCE_MARGIN, atol=COLLAPSE_ATOL):
+def check_not_collapsed(encoder, split, margin=CHANCE_MARGIN, atol=COLLAPSE_ATOL,
+                        check_chance=True):
     """Raises `TrainingFailure` when `encoder` has collapsed on `split` (a validation split).
 
     Collapsed means any of: an embedding holds NaN or inf; all image (or all text) embeddings
-    are one point (L2-normalised rows within `atol`, max-abs, of each other); or the avg mAP
-    (the mean of image -> text and text -> image mAP, `keras_cmr.evaluation`) is not above
-    the chance level of the split's labels (`chance_map`) by more than `margin`.
+    are one point (L2-normalised rows within `atol`, max-abs, of each other); or, with
+    `check_chance`, the avg mAP (the mean of image -> text and text -> image mAP,
+    `keras_cmr.evaluation`) is not above the chance level of the split's labels
+    (`chance_map`) by more than `margin`.
 
     Args:
         encoder: a keras_cmr model (anything with `encode_image` and `encode_text`).
         split: a `CrossModalSplit` (image, text, labels paired row for row).
         margin: how far above chance the avg mAP must be.
         atol: tolerance of "one point".
+        check_chance: False for noisy split labels: measured against them, a model that
+            learned the clean classes scores near chance at high noise rates (our
+            measurement on Wikipedia at 60% symmetric noise: val avg mAP 0.130 against a
+            chance of 0.122, test on clean labels 0.220), so only the first two tests apply.
 
     Returns:
         {"avg_map": ..., "chance_map": ...} when the encoder has not collapsed.
@@ -108,7 +114,7 @@ def check_not_collapsed(encoder, split, margin=CHANCE_MARGIN, atol=COLLAPSE_ATOL
                 "nothing; the model was not saved.")
     avg_map = evaluate_retrieval(embeddings["image"], embeddings["text"], split.labels)["avg_map"]
     chance = chance_map(split.labels, split.labels)
-    if avg_map <= chance + margin:
+    if check_chance and avg_map <= chance + margin:
         raise TrainingFailure(
             f"the embeddings collapsed: avg mAP on the {split.name} split is {avg_map:.4f}, "
             f"not above the chance level of its labels ({chance:.4f}, the expected mAP of a "

@@ -113,3 +113,21 @@ def test_chance_map_is_the_expected_ap_of_a_random_ranking():
         brute_force_chance(multi_queries, multi_gallery))
     with pytest.raises(ValueError, match="both 1-D class ids or both 2-D multi-hot"):
         chance_map(queries, multi_gallery)
+
+
+def test_without_the_chance_test_only_nan_and_one_point_are_collapse(rng):
+    labels = rng.integers(0, 4, size=300)
+    split = split_of(labels, rng)
+    random = FixedEmbeddings(rng.normal(size=(300, 8)), rng.normal(size=(300, 8)))
+    result = check_not_collapsed(random, split, check_chance=False)
+    assert result["chance_map"] == pytest.approx(chance_map(labels, labels))
+    assert abs(result["avg_map"] - result["chance_map"]) < 0.01  # what the chance test catches
+    constant = FixedEmbeddings(np.ones((300, 8)), rng.normal(size=(300, 8)))
+    with pytest.raises(TrainingFailure, match="all 300 image embeddings"):
+        check_not_collapsed(constant, split, check_chance=False)
+    image = rng.normal(size=(300, 8))
+    image[5, 0] = np.inf
+    callback = StopOnCollapse(split, check_chance=False)
+    callback.set_model(FixedEmbeddings(image, image))
+    with pytest.raises(TrainingFailure, match="hold NaN or inf"):
+        callback.on_train_end()

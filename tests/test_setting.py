@@ -107,3 +107,19 @@ def test_input_dropout_drops_input_features_in_training_only():
     # Inverted dropout: each input is 0 or 1 / (1 - 0.5) = 2.
     assert set(np.unique(dropped)) == {0.0, 2.0}
     assert ProjectionTower.from_config(tower.get_config()).input_dropout == 0.5
+
+
+def test_noisy_labels_turn_off_only_the_collapse_checks_chance_test(rng):
+    from keras_cmr.experiment import run_method
+    from keras_cmr.failures import TrainingFailure
+
+    def split(n, name):  # 1% in class 1: chance mAP ~0.98, so chance + 0.01 is out of reach
+        return CrossModalSplit(rng.normal(size=(n, 6)), rng.normal(size=(n, 5)),
+                               (np.arange(n) % 100 == 0).astype(int), name=name)
+
+    dataset = CrossModalDataset(split(400, "train"), split(100, "test"), num_classes=2)
+    with pytest.raises(TrainingFailure, match="not above the chance level"):
+        run_method("contrastive", dataset, FAST, seed=0)
+    noisy = dataclasses.replace(FAST, label_noise={"rate": 0.5})
+    _, result = run_method("contrastive", dataset, noisy, seed=0)
+    assert result["label_noise"]["rate"] == 0.5 and np.isfinite(result["test"]["avg_map"])

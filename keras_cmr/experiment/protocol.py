@@ -46,7 +46,8 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
 
     `source`: a source whose `inputs()` (out-of-fold embeddings) go with the training pairs.
     Raises `TrainingFailure` when the loss becomes NaN or inf, and (with `check_collapse`)
-    when the restored best weights collapsed on the validation split (`StopOnCollapse`).
+    when the restored best weights collapsed on the validation split (`StopOnCollapse`;
+    without its chance test when `dataset` has label noise).
     The out-of-fold fold sources pass `check_collapse=False`: a fold source is an
     intermediate whose few epochs may legitimately rank near chance (our measurement: 2-epoch
     fold sources on the digits score exactly chance), and the model built on it is checked.
@@ -58,7 +59,9 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     stopping = keras.callbacks.EarlyStopping(monitor="val_avg_map", mode="max",
                                              patience=config.patience,
                                              restore_best_weights=True)
-    checks = [StopOnCollapse(val)] if check_collapse else []
+    # Noisy validation labels can put a model that learned near their chance level.
+    checks = ([StopOnCollapse(val, check_chance=dataset.label_noise is None)]
+              if check_collapse else [])
     inputs = {"image": train.image, "text": train.text}
     if source is not None:
         inputs.update(as_source(source).inputs())
