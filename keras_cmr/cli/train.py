@@ -60,7 +60,9 @@ def run(args):
     resumable = distribution.process_count() == 1
     if args.resume and not resumable:
         raise ValueError("--resume works in a one-process run only.")
-    callbacks = [ResumableStages(backup, args.seed)] if resumable else []
+    # Several processes feed their shares of the one-process run's batches: the same training.
+    callbacks = [ResumableStages(backup, args.seed) if resumable else
+                 distribution.SharedEpochs(args.seed)]
     try:
         model, result, source = run_with_source(args.method, dataset, config, seed=args.seed,
                                                 callbacks=callbacks)

@@ -51,7 +51,8 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     The out-of-fold fold sources pass `check_collapse=False`: a fold source is an
     intermediate whose few epochs may legitimately rank near chance (our measurement: 2-epoch
     fold sources on the digits score exactly chance), and the model built on it is checked.
-    With a `ResumableStages` among `callbacks`, the stage is backed up and resumed by it.
+    With a `ResumableStages` among `callbacks`, the stage is backed up and resumed by it; with
+    a `distribution.SharedEpochs`, each process feeds its share of a one-process run's batches.
     """
     model.compile(optimizer=config.optimizer())
     train, val = dataset.train, dataset.val
@@ -66,12 +67,14 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     if source is not None:
         inputs.update(as_source(source).inputs())
     labels, batch_size = train.labels, config.batch_size
-    if distribution.process_count() > 1:
+    # Epochs drawn from the seed: backed up (ResumableStages), or a one-process run's shared
+    # out among the processes of a job (distribution.SharedEpochs).
+    resumable = next((callback for callback in callbacks if isinstance(
+        callback, (ResumableStages, distribution.SharedEpochs))), None)
+    if resumable is None and distribution.process_count() > 1:
         rows = distribution.process_rows(len(labels), batch_size)
         inputs = {key: value[rows] for key, value in inputs.items()}
         labels, batch_size = labels[rows], batch_size // distribution.process_count()
-    resumable = next((callback for callback in callbacks
-                      if isinstance(callback, ResumableStages)), None)
     data = {"x": inputs, "y": labels, "batch_size": batch_size, "shuffle": True}
     if resumable is not None:
         resumable.track(stopping)

@@ -5,6 +5,13 @@ recall of an approximate top-k against the exact one.
 - "ivf" (`IndexIVFFlat`): k-means splits the gallery into `nlist` cells, trained on a sample of
   it; a query scores only the rows of the `nprobe` cells whose centroids are nearest. More
   `nprobe`: higher recall, slower. Rows are stored whole (no compression).
+- "ivf_sq8" (`IndexIVFScalarQuantizer`, `QT_8bit`): the same cells, each row stored as one
+  byte per dimension (its value scaled between the training sample's minimum and maximum of
+  that dimension): a quarter of the memory of "ivf", scores from the decoded rows. Chosen over
+  IVF-PQ for a gallery too large to hold as float32 (faiss' "Guidelines to choose an index":
+  every faiss index lives in RAM; an IVF "Flat" index stores the rows uncompressed): 8 bits
+  per dimension lose little of a cosine score, so no re-ranking with the full rows (which
+  faiss' refine index keeps in RAM) is needed; our measurement, benchmarks/README.md.
 - "hnsw" (`IndexHNSWFlat`): a graph of `hnsw_m` links per row, built as rows are added (no
   training); a query walks it with a beam of `ef_search`. More `ef_search`: higher recall,
   slower; `ef_construction` is the beam while building.
@@ -17,7 +24,9 @@ import numbers
 
 import numpy as np
 
-INDEX_TYPES = ("flat", "ivf", "hnsw")
+INDEX_TYPES = ("flat", "ivf", "ivf_sq8", "hnsw")
+# The index types split into k-means cells (trained, searched with `nprobe`).
+IVF_TYPES = ("ivf", "ivf_sq8")
 # Rows per IVF cell in the default training sample (faiss warns under 39; it samples at most
 # 256 per cell itself).
 _TRAIN_ROWS_PER_CELL = 64
@@ -41,7 +50,7 @@ def faiss_options(index_type="flat", nlist=1024, nprobe=16, hnsw_m=32, ef_constr
     if index_type not in INDEX_TYPES:
         raise ValueError(f"`index_type` must be one of {INDEX_TYPES}, got {index_type!r}.")
     options = {"index_type": index_type}
-    if index_type == "ivf":
+    if index_type in IVF_TYPES:
         options.update(nlist=_positive(nlist, "nlist"), nprobe=_positive(nprobe, "nprobe"),
                        train_size=_positive(train_size or _TRAIN_ROWS_PER_CELL * nlist,
                                             "train_size"))
@@ -57,10 +66,14 @@ def new_faiss_index(faiss, dim, options):
     kind = options["index_type"]
     if kind == "flat":
         return faiss.IndexFlatIP(dim)
+    # faiss' Python wrapper keeps the quantizer alive with the index.
     if kind == "ivf":
-        # faiss' Python wrapper keeps the quantizer alive with the index.
         return faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, options["nlist"],
                                   faiss.METRIC_INNER_PRODUCT)
+    if kind == "ivf_sq8":
+        return faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, options["nlist"],
+                                             faiss.ScalarQuantizer.QT_8bit,
+                                             faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexHNSWFlat(dim, options["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = options["ef_construction"]
     return index
@@ -68,7 +81,7 @@ def new_faiss_index(faiss, dim, options):
 
 def apply_search_options(index, options):
     """Sets the search-time knobs (nprobe, efSearch) of a faiss index from `options`."""
-    if options["index_type"] == "ivf":
+    if options["index_type"] in IVF_TYPES:
         index.nprobe = options["nprobe"]
     elif options["index_type"] == "hnsw":
         index.hnsw.efSearch = options["ef_search"]

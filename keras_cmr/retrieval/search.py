@@ -297,14 +297,14 @@ class FaissIndex(GalleryIndex):
     """Top-k search with faiss (optional: `pip install faiss-cpu`), exact or approximate.
 
     `index_type="flat"` (`IndexFlatIP`) gives the results of `BruteForceIndex` (up to float
-    rounding in ties). "ivf" and "hnsw" are approximate (`keras_cmr.retrieval.approximate`
-    defines them): faster on large galleries, at a recall below 1 that `evaluate_index(...,
+    rounding in ties). "ivf", "ivf_sq8" and "hnsw" are approximate
+    (`keras_cmr.retrieval.approximate` defines them): faster on large galleries, at a recall below 1 that `evaluate_index(...,
     exact=...)` measures. An IVF index trains its cells on the first `add` (or `add_npy`), on
     `train_size` rows sampled evenly from them. The gallery lives in faiss' memory.
 
     Args:
         metric: "cosine" (rows L2-normalised) or "dot".
-        index_type: "flat", "ivf" or "hnsw".
+        index_type: "flat", "ivf", "ivf_sq8" (IVF, 8 bits a dimension) or "hnsw".
         nlist, nprobe, train_size: IVF cells, cells searched per query, training rows (default
             64 * nlist).
         hnsw_m, ef_construction, ef_search: HNSW links per row, beam while building, beam
@@ -341,7 +341,7 @@ class FaissIndex(GalleryIndex):
         """Creates the faiss index; an IVF index trains on `sample` (raw rows; else None)."""
         self._index = new_faiss_index(self._faiss, dim, self.options)
         self.dim = dim
-        if self.options["index_type"] == "ivf":
+        if "nlist" in self.options:  # IVF: trains its cells
             sample = self._prepared(sample, "embeddings")
             if len(sample) < self.options["nlist"]:
                 self._index, self.dim = None, None
