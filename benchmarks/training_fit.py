@@ -21,6 +21,12 @@ within a round, and the table gives the best round of each row with its ratio in
     python benchmarks/training_fit.py                       # both tower sizes, 3 backends
     python benchmarks/training_fit.py --threads 1 --rounds 2 --json fit.json
     python benchmarks/training_fit.py --compile '{"jit_compile": true}' --backends tensorflow
+    python benchmarks/training_fit.py --row tf-spe1 tensorflow '{"steps_per_execution": 1}'
+
+`--row LABEL BACKEND OPTIONS_JSON` adds a row that runs in every round after the
+library-default rows: OPTIONS_JSON holds compile arguments (e.g. the former default
+'{"steps_per_execution": 1}', or torch.compile '{"jit_compile": true}') and optionally
+"input": "device" or "arrays" (default: `--input`).
 """
 
 import argparse
@@ -80,14 +86,16 @@ def worker(options):
     history = model.fit(inputs, labels, batch_size=batch_size, shuffle=True,
                         epochs=options["epochs"], verbose=0,
                         callbacks=[StopOnNonFiniteLoss(), EpochTimer()])
-    return {"seconds": seconds, "loss": history.history["loss"],
+    return {"seconds": seconds, "loss": history.history["loss"], "input": options["input"],
             "jit_compile": str(model.jit_compile),
             "steps_per_execution": int(model.steps_per_execution)}
 
 
-def run_one(backend, towers, args):
+def run_one(backend, towers, args, row_options):
+    compile_options = {k: v for k, v in row_options.items() if k != "input"}
     options = {"towers": towers, "pairs": args.pairs, "batch_size": args.batch_size,
-               "epochs": args.epochs, "input": args.input, "compile": json.loads(args.compile)}
+               "epochs": args.epochs, "input": row_options.get("input", args.input),
+               "compile": compile_options}
     env = {**os.environ, **thread_env(args.threads), "KERAS_BACKEND": backend,
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     here = os.path.dirname(os.path.abspath(__file__))
@@ -115,20 +123,20 @@ def report(records, args):
              "(first is warm-up), best timed epoch"]
     for towers in args.towers:
         lines.append(f"towers {towers} {TOWERS[towers]}:")
-        lines.append("backend    | pairs/s  | x JAX (same round) | round | load | compile")
-        for backend in args.backends:
-            rows = [(r, rec) for r, rec in enumerate(records[towers]) if backend in rec]
-            good = [(r, rec[backend]) for r, rec in rows if "error" not in rec[backend]]
+        lines.append("row        | pairs/s  | x JAX (same round) | round | load | compile")
+        for label in records[towers][0]:
+            rows = [(r, rec) for r, rec in enumerate(records[towers]) if label in rec]
+            good = [(r, rec[label]) for r, rec in rows if "error" not in rec[label]]
             if not good:
-                lines.append(f"{backend:10} | failed: {rows[0][1][backend]['error'][-300:]}")
+                lines.append(f"{label:10} | failed: {rows[0][1][label]['error'][-300:]}")
                 continue
             r, best = max(good, key=lambda item: item[1]["pairs_per_s"])
             jax = records[towers][r].get("jax", {})
             ratio = (best["pairs_per_s"] / jax["pairs_per_s"]
                      if "pairs_per_s" in jax else float("nan"))
-            lines.append(f"{backend:10} | {best['pairs_per_s']:8.0f} | {ratio:18.2f} | {r:5d} "
+            lines.append(f"{label:10} | {best['pairs_per_s']:8.0f} | {ratio:18.2f} | {r:5d} "
                          f"| {best['load']:4.1f} | jit={best['jit_compile']} "
-                         f"spe={best['steps_per_execution']}")
+                         f"spe={best['steps_per_execution']} input={best['input']}")
     return lines
 
 
@@ -146,20 +154,24 @@ def main():
     parser.add_argument("--input", choices=("arrays", "device"), default="arrays")
     parser.add_argument("--compile", default="{}",
                         help="extra compile arguments as JSON (default: the library's)")
+    parser.add_argument("--row", nargs=3, action="append", default=[],
+                        metavar=("LABEL", "BACKEND", "OPTIONS_JSON"))
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    rows = [(backend, backend, json.loads(args.compile)) for backend in args.backends]
+    rows += [(label, backend, json.loads(options)) for label, backend, options in args.row]
     records = {towers: [] for towers in args.towers}
     for round_index in range(args.rounds):
         for towers in args.towers:
             record = {}
-            for backend in args.backends:
-                record[backend] = run_one(backend, towers, args)
-                print(f"round {round_index} {towers} {backend}: "
-                      f"{record[backend].get('pairs_per_s', 'error')}", flush=True)
+            for label, backend, options in rows:
+                record[label] = run_one(backend, towers, args, options)
+                print(f"round {round_index} {towers} {label}: "
+                      f"{record[label].get('pairs_per_s', 'error')}", flush=True)
             records[towers].append(record)
     lines = report(records, args)
     print("\n".join(lines))

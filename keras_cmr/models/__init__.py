@@ -8,5 +8,6 @@ from keras_cmr.models.pairwise import PairwiseModel
 from keras_cmr.models.source import SourceModel
 from keras_cmr.models.transfer import TransferModel
 
-__all__ = ["ClosedFormModel", "CrossModalEncoder", "CrossModalTrainer", "DSCMRModel", "PairwiseModel",
-           "SourceModel", "TransferModel", "default_steps_per_execution", "device_inputs"]
+__all__ = ["ClosedFormModel", "CrossModalEncoder", "CrossModalTrainer", "DSCMRModel",
+           "PairwiseModel", "SourceModel", "TransferModel", "default_steps_per_execution",
+           "device_inputs"]

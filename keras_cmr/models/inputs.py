@@ -3,10 +3,11 @@
 `default_steps_per_execution()` is what `CrossModalTrainer.compile` uses when the caller
 leaves `steps_per_execution` unset ("auto"). The choice rests on our measurement
 (benchmarks/training_fit.py, benchmarks/README.md, issue 16): on TensorFlow one `tf.function`
-call per step costs more than the step itself at the protocol's shapes, and running
+call per step costs about as much as the step itself at the protocol's shapes, and running
 `TENSORFLOW_STEPS_PER_EXECUTION` steps per call (a `tf.while_loop` inside the graph, Keras'
-own mechanism) gave 2-3x the pairs/s on CPU. JAX was slower with grouped steps in the same
-measurement, and Keras' PyTorch trainer refuses anything but 1; both keep 1.
+own mechanism) gave 1.3x (default towers) and 1.9x (tiny towers) the pairs/s on CPU. JAX
+was 2x slower with grouped steps, and Keras' PyTorch trainer refuses anything but 1; both
+keep 1.
 
 A callback that hooks single batches (`on_train_batch_begin` / `_end`, `on_batch_begin` /
 `_end`) would see only every 20th of them, so with such a callback "auto" runs single steps
@@ -21,8 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
-# Our measurement (benchmarks/README.md, issue 16): 20 and 50 were within the noise of
-# each other at both tower sizes; 20 keeps per-batch callbacks at every 20th step.
+# Our measurement (benchmarks/README.md, issue 16): 20, 50 and 200 were within the noise of
+# each other at both tower sizes; the smallest of them keeps the last partial group short.
 TENSORFLOW_STEPS_PER_EXECUTION = 20
 
 

@@ -11,8 +11,9 @@ BACKEND = keras.backend.backend()
 # What each backend can run besides its default, compared with plain single steps, and the
 # dropout rate of the comparison. Keras' PyTorch trainer takes steps_per_execution=1 only, and
 # torch.compile needs minutes to compile: on torch the default itself is compared with an
-# explicit (1, eager) compile; JAX keeps its jit default (eager JAX takes 15 s here). XLA on TensorFlow draws other dropout masks than TensorFlow's
-# kernels (1% apart after 8 steps, our measurement), so it is compared without dropout.
+# explicit (1, eager) compile; JAX keeps its jit default (eager JAX takes 15 s here). XLA on
+# TensorFlow draws other dropout masks than TensorFlow's kernels (1% apart after 8 steps, our
+# measurement), so it is compared without dropout.
 VARIANTS = {
     "tensorflow": [({"steps_per_execution": 3}, 0.1),
                    ({"steps_per_execution": 4, "jit_compile": True}, 0.0)],
