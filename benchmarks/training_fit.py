@@ -10,8 +10,8 @@ are left out: they are epoch-level and measured by `compare_time.py`.
 
 Towers: "default" is the protocol's (Dense(1024) -> GELU -> Dense(256), dropout 0.1, L2);
 "tiny" is Dense(16) -> GELU -> Dense(16), where the per-step overhead dominates.
-`--input device` feeds the data set as backend tensors made once by
-`keras_cmr.models.device_inputs` (issue 16, item 2), instead of numpy arrays.
+`--input device` feeds `keras_cmr.models.DeviceBatches` (issue 16, item 2: the data set kept
+on the device, each batch gathered there) instead of numpy arrays.
 
 Every (round, towers, backend) runs in a fresh process; rounds interleave the backends so a
 change in load hits all of them. Epoch 1 is a warm-up (tracing, compilation); pairs/s is the
@@ -58,7 +58,7 @@ def worker(options):
 
     from keras_cmr.callbacks import StopOnNonFiniteLoss
     from keras_cmr.config import TrainingConfig
-    from keras_cmr.models import CrossModalEncoder, TransferModel, device_inputs
+    from keras_cmr.models import CrossModalEncoder, DeviceBatches, TransferModel
 
     hidden, embedding = TOWERS[options["towers"]]
     pairs, batch_size = options["pairs"], options["batch_size"]
@@ -69,8 +69,9 @@ def worker(options):
               "text": rng.normal(size=(pairs, 10)).astype("float32"),
               "source_image": source[0], "source_text": source[1]}
     labels = rng.integers(0, 10, size=pairs)
+    data = {"x": inputs, "y": labels, "batch_size": batch_size, "shuffle": True}
     if options["input"] == "device":
-        inputs, labels = device_inputs(inputs, labels)
+        data = {"x": DeviceBatches(inputs, labels, batch_size=batch_size), "shuffle": False}
     keras.utils.set_random_seed(0)
     model = TransferModel(CrossModalEncoder.projection(embedding, hidden_dims=(hidden,)))
     model.compile(optimizer=TrainingConfig().optimizer(), **options["compile"])
@@ -83,8 +84,7 @@ def worker(options):
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.start)
 
-    history = model.fit(inputs, labels, batch_size=batch_size, shuffle=True,
-                        epochs=options["epochs"], verbose=0,
+    history = model.fit(**data, epochs=options["epochs"], verbose=0,
                         callbacks=[StopOnNonFiniteLoss(), EpochTimer()])
     return {"seconds": seconds, "loss": history.history["loss"], "input": options["input"],
             "jit_compile": str(model.jit_compile),
