@@ -201,8 +201,8 @@ class CrossModalTrainer(keras.Model):
         A dict of arrays with labels is validated as a `CrossModalSplit` named "fit" (pair
         counts, shapes, NaN / inf, label kind, naming the array and row), the labels against
         the model's classes, and the batch size: in-batch objectives compare each pair with the
-        others of its batch, so no batch may hold a single pair. Backend tensors (e.g. from
-        `keras_cmr.models.device_inputs`) are checked through one host copy per call.
+        others of its batch, so no batch may hold a single pair. Backend tensors (JAX, TensorFlow,
+        PyTorch) are checked through one host copy per call.
         """
         if isinstance(x, dict) and y is not None and "image" in x and "text" in x:
             self._check_fit_arrays({key: host_array(value) for key, value in x.items()},

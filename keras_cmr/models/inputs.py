@@ -78,18 +78,18 @@ def device_inputs(inputs, labels):
             features, or row counts that differ from the labels'.
     """
     if not isinstance(inputs, dict) or not inputs:
-        raise ValueError(f"device_inputs takes a dict of feature arrays; got "
+        raise ValueError(f"DeviceBatches takes a dict of feature arrays; got "
                          f"{type(inputs).__name__}")
     labels = np.asarray(labels)
     tensors = {}
     for key, array in inputs.items():
         array = np.asarray(array, dtype=np.float32)
         if array.ndim != 2 or len(array) != len(labels):
-            raise ValueError(f"device_inputs: {key!r} must be 2-D with one row per label "
+            raise ValueError(f"{key!r} must be 2-D with one row per label "
                              f"({len(labels)}); received shape {array.shape}")
         if not np.all(np.isfinite(array)):
             row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
-            raise ValueError(f"device_inputs: {key!r} row {row} holds NaN or inf")
+            raise ValueError(f"{key!r} row {row} holds NaN or inf")
         tensors[key] = ops.convert_to_tensor(array)
     return tensors, ops.convert_to_tensor(labels)
 
