@@ -4,7 +4,7 @@ Run from the repository root:
 
     python benchmarks/training.py [--pairs 32000] [--batch-size 300] [--epochs 3]
                                   [--backends tensorflow,jax,torch] [--tf-jit both]
-                                  [--torch-compile] [--steps-per-execution 1]
+                                  [--torch-compile] [--steps-per-execution auto]
                                   [--fit-input pairbatches] [--verbose 0]
                                   [--skip-baselines] [--json PATH]
 

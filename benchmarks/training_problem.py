@@ -24,7 +24,9 @@ def add_problem_arguments(ap, pairs, epochs, timeout):
     ap.add_argument("--dim", type=int, default=1024, help="image and text feature width")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--embedding", type=int, default=1024)
-    ap.add_argument("--steps-per-execution", type=int, default=1)
+    ap.add_argument("--steps-per-execution", type=steps_option, default="auto",
+                    help='train steps per compiled call of the keras-cmr rows: "auto" (the '
+                         "library's per-backend default) or an integer")
     ap.add_argument("--torch-compile", action="store_true",
                     help="add keras-cmr[torch] with jit_compile=True (torch.compile)")
     ap.add_argument("--timeout", type=float, default=timeout, help="seconds per method")
@@ -37,6 +39,11 @@ def check_problem_arguments(ap, args):
         ap.error("need batch_size >= 2 and pairs >= batch_size")
     if args.epochs < 1:
         ap.error("--epochs must be >= 1")
+
+
+def steps_option(value):
+    """`--steps-per-execution`: "auto" or a positive integer."""
+    return value if value == "auto" else int(value)
 
 
 def config(args, device="cpu"):

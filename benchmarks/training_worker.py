@@ -119,7 +119,7 @@ def measure_keras(cfg):
     return {
         "jit_compile_requested": jit,
         "jit_compile_resolved": bool(model.jit_compile),
-        "steps_per_execution": cfg["steps_per_execution"],
+        "steps_per_execution": int(model.steps_per_execution),  # as resolved
         "fit_input": cfg["fit_input"],
         "verbose": cfg["verbose"],
         "warmup_s": timer.times[0],

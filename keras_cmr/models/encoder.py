@@ -8,6 +8,8 @@ from keras import ops
 
 from keras_cmr.distribution import batch_multiple, scale_for_replicas
 from keras_cmr.layers import ProjectionTower
+from keras_cmr.models.inputs import (host_array, resolve_steps_per_execution,
+                                     steps_for_callbacks)
 from keras_cmr.utils.checks import check_labels, check_positive_int
 
 MODALITIES = ("image", "text")
@@ -43,10 +45,13 @@ def backend_neutral_compile_config(config):
     resolves to the right implementation on whichever backend loads the file. Keras also
     stores `jit_compile` as resolved by the saving backend (True on JAX), which would make a
     PyTorch user's `fit` start with minutes of `torch.compile`: "auto" lets the loading
-    backend choose its own compiler.
+    backend choose its own compiler. `steps_per_execution` likewise becomes "auto", the
+    loading backend's default (`keras_cmr.models.default_steps_per_execution`): TensorFlow's
+    20 would make PyTorch's `fit` fail, since its trainer accepts only 1.
     """
-    if "jit_compile" in config:
-        config = {**config, "jit_compile": "auto"}
+    for key in ("jit_compile", "steps_per_execution"):
+        if key in config:
+            config = {**config, key: "auto"}
     optimizer = config.get("optimizer")
     if isinstance(optimizer, dict) and str(optimizer.get("module", "")).startswith(
             "keras.src.backend."):
@@ -179,16 +184,34 @@ class CrossModalTrainer(keras.Model):
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
 
+    def compile(self, *args, steps_per_execution="auto", **kwargs):
+        """`keras.Model.compile`, with `steps_per_execution="auto"` by default: the backend's
+        choice by our measurement (`keras_cmr.models.default_steps_per_execution`: 20 train
+        steps per graph call on TensorFlow, 1 on JAX and PyTorch). Grouping steps changes no
+        number: the same steps run in the same order. With "auto", a `fit` whose callbacks
+        hook single batches runs single steps, so they see every batch.
+        """
+        self._auto_steps_per_execution = steps_per_execution in (None, "auto")
+        super().compile(*args, steps_per_execution=resolve_steps_per_execution(
+            steps_per_execution), **kwargs)
+
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
         """`keras.Model.fit`, with in-memory inputs checked first (a data set passes as is).
 
         A dict of arrays with labels is validated as a `CrossModalSplit` named "fit" (pair
         counts, shapes, NaN / inf, label kind, naming the array and row), the labels against
         the model's classes, and the batch size: in-batch objectives compare each pair with the
-        others of its batch, so no batch may hold a single pair.
+        others of its batch, so no batch may hold a single pair. Backend tensors (JAX, TensorFlow,
+        PyTorch) are checked through one host copy per call.
         """
         if isinstance(x, dict) and y is not None and "image" in x and "text" in x:
-            self._check_fit_arrays(x, y, 32 if batch_size is None else batch_size)
+            self._check_fit_arrays({key: host_array(value) for key, value in x.items()},
+                                   host_array(y), 32 if batch_size is None else batch_size)
+        if getattr(self, "_auto_steps_per_execution", False):
+            steps = steps_for_callbacks(kwargs.get("callbacks"))
+            if steps != self.steps_per_execution:
+                self.steps_per_execution = steps
+                self.train_function = None  # compiled for the other grouping
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def _check_fit_arrays(self, x, y, batch_size):
@@ -272,3 +295,10 @@ class CrossModalTrainer(keras.Model):
 
     def get_compile_config(self):
         return backend_neutral_compile_config(super().get_compile_config())
+
+    def compile_from_config(self, config):
+        # Keras skips compiling a loaded model whose class overrides `compile`; these are
+        # Keras' own steps (`Trainer.compile_from_config`), through our `compile`.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
