@@ -26,6 +26,26 @@ _BLOCK_SCORES = 2**17
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 # Rows with more tie groups than this are re-sorted whole instead of fixed group by group.
 _MAX_TIE_GROUPS = 8
+# Matmuls below this many multiply-adds run in one BLAS thread, and chunks below one block are
+# ranked without worker threads. Our measurement (2-core VM shared with other jobs): a
+# 217 x 256 x 217 product (a Wikipedia validation split) took 30 ms with OpenBLAS' two threads,
+# which wait for each other when a core is taken, and 0.6 ms in one thread, the same values.
+_ONE_THREAD_MULTIPLY_ADDS = 2**26
+_blas_controller = None
+
+
+def _blas_threads_for(multiply_adds):
+    """A context limiting numpy's BLAS to one thread for a small product, else a no-op.
+
+    threadpoolctl applies the limit when the context is made: make one per `with`."""
+    global _blas_controller
+    if multiply_adds >= _ONE_THREAD_MULTIPLY_ADDS:
+        return contextlib.nullcontext()
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _deduplicate(rows):
@@ -251,16 +271,19 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
     buffer = np.empty((chunk_size, n_gallery), np.float32)
     if inverse is not None:
         unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
-    workers = min(_WORKERS, chunk_size)
+    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
+    multiply_adds = chunk_size * len(unique_rows) * queries.shape[1]
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for start in range(0, n_queries, chunk_size):
             chunk = slice(start, min(start + chunk_size, n_queries))
             scores = buffer[: chunk.stop - start]
             if inverse is None:
-                np.matmul(queries[chunk], unique_rows.T, out=scores)
+                with _blas_threads_for(multiply_adds):
+                    np.matmul(queries[chunk], unique_rows.T, out=scores)
             else:
                 unique_scores = unique_buffer[: chunk.stop - start]
-                np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+                with _blas_threads_for(multiply_adds):
+                    np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
                 np.take(unique_scores, inverse, axis=1, out=scores)
             # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
             # in its sorts and element-wise loops, so the shares run in parallel.
