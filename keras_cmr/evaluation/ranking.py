@@ -12,40 +12,25 @@ Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts,
 one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
 """
 
-import contextlib
-import os
+import queue
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from keras_cmr.utils.threads import CPU_WORKERS, one_blas_thread
 
 # The automatic chunk size keeps a chunk's float32 scores under this many bytes.
 _CHUNK_BYTES = 128 * 2**20
 # Scores ranked per block: the key, sort and rank arrays of a block stay in cache.
 _BLOCK_SCORES = 2**17
 # Threads that rank blocks in parallel: the CPUs this process may run on.
-_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_WORKERS = CPU_WORKERS
 # Rows with more tie groups than this are re-sorted whole instead of fixed group by group.
 _MAX_TIE_GROUPS = 8
-# Matmuls below this many multiply-adds run in one BLAS thread, and chunks below one block are
-# ranked without worker threads. Our measurement (2-core VM shared with other jobs): a
-# 217 x 256 x 217 product (a Wikipedia validation split) took 30 ms with OpenBLAS' two threads,
-# which wait for each other when a core is taken, and 0.6 ms in one thread, the same values.
+# Matmuls below this many multiply-adds run in one BLAS thread (`one_blas_thread`: a
+# 217 x 256 x 217 product, a Wikipedia validation split, took 30 ms in OpenBLAS' two threads on
+# the loaded 2-core VM, 0.6 ms in one), and chunks below one block are ranked in one thread.
 _ONE_THREAD_MULTIPLY_ADDS = 2**26
-_blas_controller = None
-
-
-def _blas_threads_for(multiply_adds):
-    """A context limiting numpy's BLAS to one thread for a small product, else a no-op.
-
-    threadpoolctl applies the limit when the context is made: make one per `with`."""
-    global _blas_controller
-    if multiply_adds >= _ONE_THREAD_MULTIPLY_ADDS:
-        return contextlib.nullcontext()
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
-
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _deduplicate(rows):
@@ -267,31 +252,38 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
     chunk_size = min(chunk_size, n_queries)
     values = {key: np.zeros(n_queries) for key in plan}
-    # One score buffer for all chunks: no second chunk alive, no fresh pages per chunk.
-    buffer = np.empty((chunk_size, n_gallery), np.float32)
-    if inverse is not None:
-        unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
     workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
-    multiply_adds = chunk_size * len(unique_rows) * queries.shape[1]
-    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        for start in range(0, n_queries, chunk_size):
-            chunk = slice(start, min(start + chunk_size, n_queries))
-            scores = buffer[: chunk.stop - start]
-            if inverse is None:
-                with _blas_threads_for(multiply_adds):
-                    np.matmul(queries[chunk], unique_rows.T, out=scores)
-            else:
-                unique_scores = unique_buffer[: chunk.stop - start]
-                with _blas_threads_for(multiply_adds):
-                    np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
-                np.take(unique_scores, inverse, axis=1, out=scores)
-            # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
-            # in its sorts and element-wise loops, so the shares run in parallel.
-            bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
-            jobs = [
-                (scores[a - start : b - start], query_labels[a:b], gallery_labels, plan,
-                 {key: array[a:b] for key, array in values.items()})
-                for a, b in zip(bounds[:-1], bounds[1:])
-            ]
-            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
+    # Parallel chunks: each thread scores (one BLAS thread) and ranks its own chunk, taking
+    # the next one as it finishes, so no thread waits for a descheduled partner at every
+    # chunk; together they keep the memory of one chunk of `chunk_size` queries.
+    chunk_size = -(-chunk_size // workers)
+    small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
+    # Score buffers reused by the chunks: no fresh pages per chunk.
+    buffers = queue.SimpleQueue()
+    for _ in range(workers):
+        buffers.put((np.empty((chunk_size, n_gallery), np.float32),
+                     None if inverse is None else
+                     np.empty((chunk_size, len(unique_rows)), np.float32)))
+
+    def rank_chunk(start):
+        chunk = slice(start, min(start + chunk_size, n_queries))
+        buffer, unique_buffer = buffers.get()
+        scores = buffer[: chunk.stop - start]
+        if inverse is None:
+            np.matmul(queries[chunk], unique_rows.T, out=scores)
+        else:
+            unique_scores = unique_buffer[: chunk.stop - start]
+            np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+            np.take(unique_scores, inverse, axis=1, out=scores)
+        _rank_rows(scores, query_labels[chunk], gallery_labels, plan,
+                   {key: array[chunk] for key, array in values.items()})
+        buffers.put((buffer, unique_buffer))
+
+    starts = range(0, n_queries, chunk_size)
+    with one_blas_thread(workers > 1 or small_product):
+        if workers == 1:
+            list(map(rank_chunk, starts))
+        else:  # numpy releases the GIL in its matmuls, sorts and element-wise loops
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(rank_chunk, starts))
     return {key: float(array.mean()) for key, array in values.items()}
