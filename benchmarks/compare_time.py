@@ -2,12 +2,16 @@
 
 Run from the repository root:
 
-    python benchmarks/compare_time.py [--methods contrastive,met] [--epochs 10] [--seeds 1]
+    python benchmarks/compare_time.py [--config experiments/wikipedia.json]
+                                      [--methods contrastive,met] [--epochs 10] [--seeds 1]
                                       [--data digits] [--verbose 0] [--json PATH]
 
-Runs `keras_cmr.experiment.compare` (what `keras-cmr compare` calls) on --data (default the
-download-free digits set) under the JAX backend unless KERAS_BACKEND says otherwise, with
-`TrainingConfig(epochs=--epochs)` and the library's other defaults, and splits its wall time:
+Runs `keras_cmr.experiment.compare` (what `keras-cmr compare` calls) under the JAX backend
+unless KERAS_BACKEND says otherwise. With --config, on the experiment file's data, methods and
+protocol (a relative data path is read from the working directory, as the CLI does); without,
+on the download-free digits set with `TrainingConfig(epochs=10)` and the library's other
+defaults. --data, --methods and --epochs replace the file's; --seeds is 1 unless given. It
+splits the wall time:
 
   training steps     on_train_batch_begin -> on_train_batch_end of every batch, less the
                      tracing excess below. A callback with batch hooks makes Keras read each
@@ -20,7 +24,7 @@ download-free digits set) under the JAX backend unless KERAS_BACKEND says otherw
                      so the last batch is smaller, a new shape, traced and compiled again.
   validation         `RetrievalEvaluation.on_epoch_end`: embedding the validation split and
                      its mAP@all, every epoch (includes tracing `predict` on its first call).
-  model building     `keras_cmr.experiment.build_model`.
+  model building     `keras_cmr.experiment.protocol.build_model`.
   compile + fit setup  `fit_selected` outside `fit`'s on_train_begin .. on_train_end: compile,
                      the callbacks' construction, fit's data adapter and first-call setup.
   fit loop, other    the rest of on_train_begin .. on_train_end: epoch hooks, batching,
@@ -31,8 +35,9 @@ download-free digits set) under the JAX backend unless KERAS_BACKEND says otherw
                      TensorFlow when it is installed (Keras seeds tf.random too), on any backend.
   rest               everything else: validation carving, logging.
 
-It times by wrapping those three module-level functions of `keras_cmr.experiment`,
-`RetrievalEvaluation` in that module and `keras.utils.set_random_seed` for the run
+It times by wrapping `build_model`, `fit_selected` and `RetrievalEvaluation` in
+`keras_cmr.experiment.protocol` (the out-of-fold sources train through them too),
+`measure_test_split` in `keras_cmr.experiment` and `keras.utils.set_random_seed` for the run
 (instrumentation only: the calls, arguments and results are unchanged). The machine it was
 written on is shared, so the shares are what to read, not the seconds.
 """
@@ -187,6 +192,7 @@ def main(argv=None):
         overrides["epochs"] = args.epochs or 10
     config = experiment.TrainingConfig.from_experiment(setting, args.config, **overrides)
     dataset = load_dataset(args.data or setting.get("data", "digits"))
+    load_at_start = os.getloadavg()[0]
     clock = Clock()
     undo = instrument(clock)
     start = time.perf_counter()
@@ -198,6 +204,7 @@ def main(argv=None):
     clock.add("rest", total - sum(clock.seconds.values()))
     batches = sum(len(e) for fit in clock.fits for e in fit["epochs"])
     epochs = sum(len(fit["epochs"]) for fit in clock.fits)
+    print(f"load average (1 min) at start: {load_at_start:.1f}")
     print(f"backend {keras.backend.backend()}, data {dataset.name}, methods {methods}, "
           f"seeds {args.seeds}, epoch cap {config.epochs}, batch {config.batch_size}: "
           f"{len(clock.fits)} fits, {epochs} epochs, {batches} batches")

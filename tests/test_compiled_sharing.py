@@ -6,7 +6,8 @@ import numpy as np
 from keras_cmr.datasets import load_digits_two_view
 from keras_cmr.evaluation import evaluate_retrieval
 from keras_cmr.evaluation.embedding import embed_pairs
-from keras_cmr.experiment import TrainingConfig, run_with_source, sharing_compiled_steps
+from keras_cmr.experiment import (TrainingConfig, compiled, run_with_source,
+                                  sharing_compiled_steps)
 
 # One source: met trains its source_pcl model, then a model holding that (frozen) source,
 # whose weights differ from seed to seed and must not be the lender's.
@@ -50,3 +51,12 @@ def test_embedding_by_batches_matches_predict_and_a_small_product_is_exact():
     precision = np.cumsum(relevant, axis=1) / np.arange(1, relevant.shape[1] + 1)
     reference = np.mean((precision * relevant).sum(1) / np.maximum(relevant.sum(1), 1))
     assert abs(evaluate_retrieval(*embedded, labels)["i2t_map"] - reference) < 1e-6
+
+
+def test_a_model_above_the_size_limit_lends_nothing(monkeypatch):
+    monkeypatch.setattr(compiled, "MAX_LENDER_BYTES", 0)
+    data = load_digits_two_view()
+    with sharing_compiled_steps():
+        first = run_with_source("contrastive", data, FAST, seed=0)[0]
+        second = run_with_source("contrastive", data, FAST, seed=1)[0]
+    assert second.train_function is not first.train_function

@@ -12,17 +12,22 @@ the shapes the earlier fits saw.
 
 `sharing_compiled_steps()` turns this on for the calls to `fit_selected` inside it (`compare`
 uses it); elsewhere nothing changes. TensorFlow's steps capture their model's variables and
-PyTorch's run eagerly, so there it does nothing.
+PyTorch's run eagerly, so there it does nothing. A lender stays in memory for the scope (its
+steps hold it), so models whose variables exceed `MAX_LENDER_BYTES` (large pretrained
+towers, whose compilation is small next to their training) do not lend.
 """
 
 import contextlib
 import json
 
 import keras
+import numpy as np
 
 from keras_cmr import distribution
 
+MAX_LENDER_BYTES = 2**28
 _active = None
+_TOO_LARGE = "too large"  # the key's models compile their own steps
 
 
 @contextlib.contextmanager
@@ -38,20 +43,23 @@ def sharing_compiled_steps():
 
 def lend_compiled_steps(model, config):
     """Before `model.fit` (after `compile`): gives `model` the train and predict functions of
-    an earlier model of the same computation, and returns a callback that checks, once `fit`
-    has built the model, that its variables match the lender's (else it compiles its own).
-    Returns None when sharing is off or does not apply."""
+    an earlier model of the same computation, or keeps `model` as the lender of the next ones.
+    Returns a callback for `fit` that checks, once `fit` has built the model, that its
+    variables match the lender's (else it compiles its own), and lets a lender above
+    `MAX_LENDER_BYTES` go; None when sharing is off or does not apply."""
     if (_active is None or not isinstance(model, keras.Model)
             or distribution.process_count() > 1 or keras.distribution.distribution()):
         return None
     key = _computation_key(model, config)
     lender = _active.get(key)
+    if lender is _TOO_LARGE:
+        return None
     if lender is None or lender.train_function is None:
         _active[key] = model  # it compiles its own steps, to lend to the next ones
-        return None
+        return _Sharing(key)
     model.train_function = lender.train_function
     model.predict_function = lender.predict_function
-    return _CheckVariables(lender)
+    return _Sharing(key, lender)
 
 
 def _computation_key(model, config):
@@ -73,15 +81,24 @@ def _variable_signature(model):
             for variable in model.variables]
 
 
-class _CheckVariables(keras.callbacks.Callback):
-    """At the start of training: a model whose variables differ from its lender's (same
-    configuration, other shapes, e.g. inputs of another width) compiles its own steps."""
+class _Sharing(keras.callbacks.Callback):
+    """At the start of training, a borrower whose variables differ from its lender's (same
+    configuration, other shapes, e.g. inputs of another width) compiles its own steps; at the
+    end, a lender above `MAX_LENDER_BYTES` is let go."""
 
-    def __init__(self, lender):
+    def __init__(self, key, lender=None):
         super().__init__()
+        self.key = key
         self.lender = lender
 
     def on_train_begin(self, logs=None):
-        if _variable_signature(self.model) != _variable_signature(self.lender):
+        if (self.lender is not None
+                and _variable_signature(self.model) != _variable_signature(self.lender)):
             self.model.make_train_function(force=True)
             self.model.predict_function = None
+
+    def on_train_end(self, logs=None):
+        size = sum(np.prod(variable.shape) * np.dtype(variable.dtype).itemsize
+                   for variable in self.model.variables)
+        if self.lender is None and size > MAX_LENDER_BYTES and _active is not None:
+            _active[self.key] = _TOO_LARGE
