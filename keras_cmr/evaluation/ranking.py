@@ -8,8 +8,9 @@ read off the flags. Where a relevant item ties with an irrelevant one, the tied 
 re-ranked by gallery index (the whole row is re-sorted with the index in an int64 key when it
 has many such ties).
 
-Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts, which run in
-one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
+Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts; chunks of
+queries are scored and ranked in one thread per CPU, each with one BLAS thread; memory
+O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
 """
 
 import queue

@@ -5,7 +5,8 @@ gallery chunk at a time: a BLAS matmul scores the chunk, and only the scores tha
 enter the top k are gathered and merged. A score can enter only if it is strictly above the
 row's current k-th best (earlier positions win ties) and not below the k-th best of its own
 chunk; after the first chunk that keeps a few candidates per row out of thousands, so the merge
-costs little next to the matmul. The result is exact, ties ordered by position.
+costs little next to the matmul. The result is exact, ties ordered by position. `host_search`
+splits the query blocks over one thread per CPU, each with one BLAS thread.
 
 This is the CPU path of `BruteForceIndex` (our measurement, benchmarks/README.md "Second round":
 the backends' CPU matmuls plus `top_k` over each chunk ran at 0.28-0.55x faiss' flat index,
