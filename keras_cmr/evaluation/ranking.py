@@ -8,12 +8,11 @@ read off the flags. Where a relevant item ties with an irrelevant one, the tied 
 re-ranked by gallery index (the whole row is re-sorted with the index in an int64 key when it
 has many such ties).
 
-Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts; chunks of
-queries are scored and ranked in one thread per CPU, each with one BLAS thread; memory
-O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
+Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts, which run in
+one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng.
 """
 
-import queue
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -253,38 +252,34 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
     chunk_size = min(chunk_size, n_queries)
     values = {key: np.zeros(n_queries) for key in plan}
+    # One score buffer for all chunks: no second chunk alive, no fresh pages per chunk.
+    buffer = np.empty((chunk_size, n_gallery), np.float32)
+    if inverse is not None:
+        unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
+    # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed panels:
+    # chunks scored in parallel, one BLAS thread each, read the gallery once per thread and
+    # were slower at 40k (our measurement, benchmarks/README.md "Second round").
     workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
-    # Parallel chunks: each thread scores (one BLAS thread) and ranks its own chunk, taking
-    # the next one as it finishes, so no thread waits for a descheduled partner at every
-    # chunk; together they keep the memory of one chunk of `chunk_size` queries.
-    chunk_size = -(-chunk_size // workers)
     small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
-    # Score buffers reused by the chunks: no fresh pages per chunk.
-    buffers = queue.SimpleQueue()
-    for _ in range(workers):
-        buffers.put((np.empty((chunk_size, n_gallery), np.float32),
-                     None if inverse is None else
-                     np.empty((chunk_size, len(unique_rows)), np.float32)))
-
-    def rank_chunk(start):
-        chunk = slice(start, min(start + chunk_size, n_queries))
-        buffer, unique_buffer = buffers.get()
-        scores = buffer[: chunk.stop - start]
-        if inverse is None:
-            np.matmul(queries[chunk], unique_rows.T, out=scores)
-        else:
-            unique_scores = unique_buffer[: chunk.stop - start]
-            np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
-            np.take(unique_scores, inverse, axis=1, out=scores)
-        _rank_rows(scores, query_labels[chunk], gallery_labels, plan,
-                   {key: array[chunk] for key, array in values.items()})
-        buffers.put((buffer, unique_buffer))
-
-    starts = range(0, n_queries, chunk_size)
-    with one_blas_thread(workers > 1 or small_product):
-        if workers == 1:
-            list(map(rank_chunk, starts))
-        else:  # numpy releases the GIL in its matmuls, sorts and element-wise loops
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(rank_chunk, starts))
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for start in range(0, n_queries, chunk_size):
+            chunk = slice(start, min(start + chunk_size, n_queries))
+            scores = buffer[: chunk.stop - start]
+            if inverse is None:
+                with one_blas_thread(small_product):
+                    np.matmul(queries[chunk], unique_rows.T, out=scores)
+            else:
+                unique_scores = unique_buffer[: chunk.stop - start]
+                with one_blas_thread(small_product):
+                    np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+                np.take(unique_scores, inverse, axis=1, out=scores)
+            # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
+            # in its sorts and element-wise loops, so the shares run in parallel.
+            bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
+            jobs = [
+                (scores[a - start : b - start], query_labels[a:b], gallery_labels, plan,
+                 {key: array[a:b] for key, array in values.items()})
+                for a, b in zip(bounds[:-1], bounds[1:])
+            ]
+            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
     return {key: float(array.mean()) for key, array in values.items()}
