@@ -2,12 +2,16 @@
 
 Run from the repository root:
 
-    python benchmarks/compare_time.py [--methods contrastive,met] [--epochs 10] [--seeds 1]
+    python benchmarks/compare_time.py [--config experiments/wikipedia.json]
+                                      [--methods contrastive,met] [--epochs 10] [--seeds 1]
                                       [--data digits] [--verbose 0] [--json PATH]
 
-Runs `keras_cmr.experiment.compare` (what `keras-cmr compare` calls) on --data (default the
-download-free digits set) under the JAX backend unless KERAS_BACKEND says otherwise, with
-`TrainingConfig(epochs=--epochs)` and the library's other defaults, and splits its wall time:
+Runs `keras_cmr.experiment.compare` (what `keras-cmr compare` calls) under the JAX backend
+unless KERAS_BACKEND says otherwise. With --config, on the experiment file's data, methods and
+protocol (a relative data path is read from the working directory, as the CLI does); without,
+on the download-free digits set with `TrainingConfig(epochs=10)` and the library's other
+defaults. --data, --methods and --epochs replace the file's; --seeds is 1 unless given. It
+splits the wall time:
 
   training steps     on_train_batch_begin -> on_train_batch_end of every batch, less the
                      tracing excess below. A callback with batch hooks makes Keras read each
@@ -20,7 +24,7 @@ download-free digits set) under the JAX backend unless KERAS_BACKEND says otherw
                      so the last batch is smaller, a new shape, traced and compiled again.
   validation         `RetrievalEvaluation.on_epoch_end`: embedding the validation split and
                      its mAP@all, every epoch (includes tracing `predict` on its first call).
-  model building     `keras_cmr.experiment.build_model`.
+  model building     `keras_cmr.experiment.protocol.build_model`.
   compile + fit setup  `fit_selected` outside `fit`'s on_train_begin .. on_train_end: compile,
                      the callbacks' construction, fit's data adapter and first-call setup.
   fit loop, other    the rest of on_train_begin .. on_train_end: epoch hooks, batching,
@@ -31,8 +35,9 @@ download-free digits set) under the JAX backend unless KERAS_BACKEND says otherw
                      TensorFlow when it is installed (Keras seeds tf.random too), on any backend.
   rest               everything else: validation carving, logging.
 
-It times by wrapping those three module-level functions of `keras_cmr.experiment`,
-`RetrievalEvaluation` in that module and `keras.utils.set_random_seed` for the run
+It times by wrapping `build_model`, `fit_selected` and `RetrievalEvaluation` in
+`keras_cmr.experiment.protocol` (the out-of-fold sources train through them too),
+`measure_test_split` in `keras_cmr.experiment` and `keras.utils.set_random_seed` for the run
 (instrumentation only: the calls, arguments and results are unchanged). The machine it was
 written on is shared, so the shares are what to read, not the seconds.
 """
@@ -50,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from keras_cmr import experiment  # noqa: E402
+from keras_cmr.experiment import protocol  # noqa: E402
 from keras_cmr.datasets import load_dataset  # noqa: E402
 
 ROWS = ("training steps", "first-step tracing", "partial-batch retrace", "validation",
@@ -105,8 +111,9 @@ def split_fit(fit, partial_last):
 
 def instrument(clock):
     """Wraps keras_cmr.experiment's stage functions to time them; returns an undo function."""
-    saved = {name: getattr(experiment, name) for name in
-             ("build_model", "fit_selected", "measure_test_split", "RetrievalEvaluation")}
+    saved = {name: getattr(protocol, name) for name in
+             ("build_model", "fit_selected", "RetrievalEvaluation")}
+    saved_measure = experiment.measure_test_split
     validation_seconds = [0.0]
 
     def timed(row, function):
@@ -124,11 +131,12 @@ def instrument(clock):
             super().on_epoch_end(epoch, logs)
             validation_seconds[0] += time.perf_counter() - start
 
-    def fit_selected(model, dataset, config, callbacks=(), source=None):
+    def fit_selected(model, dataset, config, callbacks=(), source=None, check_collapse=True):
         start = time.perf_counter()
         validation_before = validation_seconds[0]
         result = saved["fit_selected"](model, dataset, config,
-                                       (*callbacks, BatchTimer(clock)), source)
+                                       (*callbacks, BatchTimer(clock)), source,
+                                       check_collapse)
         fit = clock.fits[-1]
         partial_last = dataset.train.num_pairs % config.batch_size != 0
         first_step, retrace, batches = split_fit(fit, partial_last)
@@ -141,32 +149,50 @@ def instrument(clock):
         clock.add("compile + fit setup", time.perf_counter() - start - fit["fit_s"])
         return result
 
-    experiment.build_model = timed("model building", saved["build_model"])
-    experiment.measure_test_split = timed("test evaluation", saved["measure_test_split"])
-    experiment.fit_selected = fit_selected
-    experiment.RetrievalEvaluation = TimedRetrievalEvaluation
+    protocol.build_model = timed("model building", saved["build_model"])
+    experiment.measure_test_split = timed("test evaluation", saved_measure)
+    protocol.fit_selected = fit_selected
+    protocol.RetrievalEvaluation = TimedRetrievalEvaluation
     set_random_seed = keras.utils.set_random_seed
     keras.utils.set_random_seed = timed("seeding", set_random_seed)
 
     def undo():
         for name, value in saved.items():
-            setattr(experiment, name, value)
+            setattr(protocol, name, value)
+        experiment.measure_test_split = saved_measure
         keras.utils.set_random_seed = set_random_seed
     return undo
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="digits", help="a keras_cmr.datasets.load_dataset spec")
-    ap.add_argument("--methods", default="contrastive,met")
-    ap.add_argument("--epochs", type=int, default=10, help="most epochs per stage")
-    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--config", default=None,
+                    help="an experiment file (keras-cmr compare --config): its data, methods "
+                         "and protocol fields; --data, --methods, --epochs, --seeds replace "
+                         "them when given")
+    ap.add_argument("--data", default=None, help="a keras_cmr.datasets.load_dataset spec "
+                                                 "(default: the file's, else digits)")
+    ap.add_argument("--methods", default=None, help="default: the file's, else contrastive,met")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="most epochs per stage (default: the file's, else 10)")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1, not the "
+                                                         "file's)")
     ap.add_argument("--verbose", type=int, default=0, help="fit's verbose (the CLI's is 1)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    methods = [m for m in args.methods.split(",") if m]
-    config = experiment.TrainingConfig(epochs=args.epochs, verbose=args.verbose)
-    dataset = load_dataset(args.data)
+    setting = {}
+    if args.config:
+        with open(args.config) as f:
+            setting = json.load(f)  # a relative data path is read as the CLI does: from cwd
+    methods = args.methods.split(",") if args.methods else setting.get(
+        "methods", ["contrastive", "met"])
+    methods = [m for m in methods if m]
+    overrides = {"verbose": args.verbose}
+    if args.epochs is not None or not args.config:
+        overrides["epochs"] = args.epochs or 10
+    config = experiment.TrainingConfig.from_experiment(setting, args.config, **overrides)
+    dataset = load_dataset(args.data or setting.get("data", "digits"))
+    load_at_start = os.getloadavg()[0]
     clock = Clock()
     undo = instrument(clock)
     start = time.perf_counter()
@@ -178,8 +204,9 @@ def main(argv=None):
     clock.add("rest", total - sum(clock.seconds.values()))
     batches = sum(len(e) for fit in clock.fits for e in fit["epochs"])
     epochs = sum(len(fit["epochs"]) for fit in clock.fits)
+    print(f"load average (1 min) at start: {load_at_start:.1f}")
     print(f"backend {keras.backend.backend()}, data {dataset.name}, methods {methods}, "
-          f"seeds {args.seeds}, epoch cap {args.epochs}, batch {config.batch_size}: "
+          f"seeds {args.seeds}, epoch cap {config.epochs}, batch {config.batch_size}: "
           f"{len(clock.fits)} fits, {epochs} epochs, {batches} batches")
     print(f"{'part':<22} | {'seconds':>8} | {'share':>6}")
     print("-" * 42)

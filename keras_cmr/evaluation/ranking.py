@@ -13,19 +13,24 @@ one thread per CPU; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * N
 """
 
 import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from keras_cmr.utils.threads import CPU_WORKERS, one_blas_thread
 
 # The automatic chunk size keeps a chunk's float32 scores under this many bytes.
 _CHUNK_BYTES = 128 * 2**20
 # Scores ranked per block: the key, sort and rank arrays of a block stay in cache.
 _BLOCK_SCORES = 2**17
 # Threads that rank blocks in parallel: the CPUs this process may run on.
-_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_WORKERS = CPU_WORKERS
 # Rows with more tie groups than this are re-sorted whole instead of fixed group by group.
 _MAX_TIE_GROUPS = 8
+# Matmuls below this many multiply-adds run in one BLAS thread (`one_blas_thread`: a
+# 217 x 256 x 217 product, a Wikipedia validation split, took 30 ms in OpenBLAS' two threads on
+# the loaded 2-core VM, 0.6 ms in one), and chunks below one block are ranked in one thread.
+_ONE_THREAD_MULTIPLY_ADDS = 2**26
 
 
 def _deduplicate(rows):
@@ -251,16 +256,22 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
     buffer = np.empty((chunk_size, n_gallery), np.float32)
     if inverse is not None:
         unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
-    workers = min(_WORKERS, chunk_size)
+    # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed panels:
+    # chunks scored in parallel, one BLAS thread each, read the gallery once per thread and
+    # were slower at 40k (our measurement, benchmarks/README.md "Second round").
+    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
+    small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for start in range(0, n_queries, chunk_size):
             chunk = slice(start, min(start + chunk_size, n_queries))
             scores = buffer[: chunk.stop - start]
             if inverse is None:
-                np.matmul(queries[chunk], unique_rows.T, out=scores)
+                with one_blas_thread(small_product):
+                    np.matmul(queries[chunk], unique_rows.T, out=scores)
             else:
                 unique_scores = unique_buffer[: chunk.stop - start]
-                np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+                with one_blas_thread(small_product):
+                    np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
                 np.take(unique_scores, inverse, axis=1, out=scores)
             # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
             # in its sorts and element-wise loops, so the shares run in parallel.

@@ -12,6 +12,7 @@ import keras
 
 from keras_cmr import methods
 from keras_cmr.config import TrainingConfig
+from keras_cmr.experiment.compiled import sharing_compiled_steps
 from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.setting import prepare_dataset, setting_entries
 from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encoder,
@@ -99,7 +100,9 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
     `summarize` leaves it out. `finished`: results of an earlier, interrupted comparison;
     their (method, seed) runs are not run again and come first in the returned list (a
     transfer method of such a seed then trains its own source). `on_result(results)` is
-    called after every run with the results so far (e.g. to save them).
+    called after every run with the results so far (e.g. to save them). Runs of the same
+    computation share their compiled train and predict steps on JAX
+    (`sharing_compiled_steps`; the numbers are those of separate runs).
     """
     known = methods.available()
     unknown = [name for name in methods_to_run if name not in known]
@@ -108,6 +111,13 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}.")
     results = list(finished)
+    with sharing_compiled_steps():
+        _run_all(methods_to_run, dataset, config, seeds, log, on_result, progress, results)
+    return results
+
+
+def _run_all(methods_to_run, dataset, config, seeds, log, on_result, progress, results):
+    """`compare`'s loop: appends each run's result to `results`."""
     done = {(result["method"], result["seed"]) for result in results}
     total = seeds * len(methods_to_run)
     start, run_seconds = time.perf_counter(), []
@@ -137,7 +147,6 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
             if log is not None and progress:
                 log(format_progress(len(results), total, method, seed,
                                     time.perf_counter() - start, run_seconds))
-    return results
 
 
 def _run_line(result):
@@ -179,4 +188,5 @@ def __getattr__(name):
 __all__ = ["OutOfFoldSource", "SourceProvider", "TrainedSource", "TrainingConfig",
            "as_source", "build_model", "compare", "fit_selected", "format_progress",
            "format_table", "make_encoder", "make_source", "measure_test_split",
-           "out_of_fold_source", "run_method", "run_with_source", "summarize"]
+           "out_of_fold_source", "run_method", "run_with_source", "sharing_compiled_steps",
+           "summarize"]

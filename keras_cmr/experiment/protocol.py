@@ -15,6 +15,7 @@ from keras_cmr import distribution, methods
 from keras_cmr.callbacks import StopOnCollapse, StopOnNonFiniteLoss
 from keras_cmr.datasets import CrossModalDataset
 from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
+from keras_cmr.experiment.compiled import lend_compiled_steps
 from keras_cmr.experiment.resume import ResumableStages
 from keras_cmr.experiment.sources import as_source
 from keras_cmr.models import CrossModalEncoder
@@ -53,6 +54,8 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     fold sources on the digits score exactly chance), and the model built on it is checked.
     With a `ResumableStages` among `callbacks`, the stage is backed up and resumed by it; with
     a `distribution.SharedEpochs`, each process feeds its share of a one-process run's batches.
+    Inside `sharing_compiled_steps()` (as in `compare`), the model runs the compiled steps of
+    an earlier model of the same computation (`keras_cmr.experiment.compiled`).
     """
     model.compile(optimizer=config.optimizer())
     train, val = dataset.train, dataset.val
@@ -82,9 +85,11 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
         if not model.built:
             # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
             model(data["x"][0][0])
+    lent = lend_compiled_steps(model, config)
     history = model.fit(
         **data, epochs=config.epochs,
-        callbacks=[StopOnNonFiniteLoss(), evaluation, stopping, *checks, *callbacks],
+        callbacks=[*([lent] if lent else []), StopOnNonFiniteLoss(), evaluation, stopping,
+                   *checks, *callbacks],
         verbose=config.verbose,
     )
     return history.history if resumable is None else resumable.history()

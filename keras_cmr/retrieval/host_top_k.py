@@ -5,20 +5,34 @@ gallery chunk at a time: a BLAS matmul scores the chunk, and only the scores tha
 enter the top k are gathered and merged. A score can enter only if it is strictly above the
 row's current k-th best (earlier positions win ties) and not below the k-th best of its own
 chunk; after the first chunk that keeps a few candidates per row out of thousands, so the merge
-costs little next to the matmul. The result is exact, ties ordered by position.
+costs little next to the matmul. The result is exact, ties ordered by position. `host_search`
+splits the query blocks over one thread per CPU, each with one BLAS thread.
 
 This is the CPU path of `BruteForceIndex` (our measurement, benchmarks/README.md "Second round":
 the backends' CPU matmuls plus `top_k` over each chunk ran at 0.28-0.55x faiss' flat index,
 numpy's BLAS at faiss' own speed).
 """
 
+import contextlib
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
 import keras
 import numpy as np
+
+from keras_cmr.utils.threads import CPU_WORKERS, one_blas_thread
 
 # The host path scores blocks of at most this many queries x gallery rows (32 MB of float32
 # scores, cache-friendly; our measurement, benchmarks/README.md "Second round").
 HOST_QUERY_ROWS = 2048
 HOST_GALLERY_ROWS = 4096
+# Query blocks are split over this many threads, each with one BLAS thread, when every thread
+# gets at least HOST_MIN_WORKER_QUERIES queries (else one thread, BLAS' own threads). In one
+# thread the pruning ran between two-thread matmuls, one core idle; in parallel blocks both
+# cores matmul and prune, and no BLAS thread waits for a descheduled partner (our measurement,
+# benchmarks/README.md "Second round").
+HOST_WORKERS = CPU_WORKERS
+HOST_MIN_WORKER_QUERIES = 256
 # Sentinel position of an empty slot: sorts after every real position.
 _EMPTY = np.iinfo(np.int64).max
 
@@ -82,17 +96,33 @@ def host_search(queries, k, gallery_chunks, progress=None):
         gallery_chunks: iterable of (first position, float32 (m, dim) rows), in order.
         progress: a `keras.utils.Progbar` advanced once per chunk, or None.
     """
-    blocks = [HostTopK(queries[start:start + HOST_QUERY_ROWS], k)
-              for start in range(0, len(queries), HOST_QUERY_ROWS)]
-    for first, rows in gallery_chunks:
-        for start in range(0, len(rows), HOST_GALLERY_ROWS):
-            for block in blocks:
-                block.add_chunk(rows[start:start + HOST_GALLERY_ROWS], first + start)
-        if progress is not None:
-            progress.add(1)
+    workers = max(1, min(HOST_WORKERS, len(queries) // HOST_MIN_WORKER_QUERIES))
+    # Blocks of at most HOST_QUERY_ROWS queries, as many per worker.
+    count = workers * -(-len(queries) // (workers * HOST_QUERY_ROWS))
+    size = -(-len(queries) // count)
+    blocks = [HostTopK(queries[start:start + size], k)
+              for start in range(0, len(queries), size)]
+    groups = [blocks[worker::workers] for worker in range(workers)]
+    with (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool, \
+            one_blas_thread(workers > 1):
+        for first, rows in gallery_chunks:
+            if pool is None:
+                _fold_in(blocks, first, rows)
+            else:  # numpy releases the GIL in the matmul and the pruning
+                list(pool.map(_fold_in, groups, itertools.repeat(first),
+                              itertools.repeat(rows)))
+            if progress is not None:
+                progress.add(1)
     results = [block.result() for block in blocks]
     return (np.concatenate([scores for scores, _ in results]),
             np.concatenate([positions for _, positions in results]))
+
+
+def _fold_in(blocks, first, rows):
+    """Adds gallery `rows` (first position `first`) to each block, HOST_GALLERY_ROWS at a time."""
+    for start in range(0, len(rows), HOST_GALLERY_ROWS):
+        for block in blocks:
+            block.add_chunk(rows[start:start + HOST_GALLERY_ROWS], first + start)
 
 
 def backend_has_accelerator():

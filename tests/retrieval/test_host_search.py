@@ -114,3 +114,18 @@ def test_gallery_above_cache_bytes_is_read_at_every_search(tmp_path, rng, monkey
 def test_bad_compute_and_cache_arguments_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         BruteForceIndex(**arguments)
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_host_path_split_over_threads_returns_the_reference_ids(tied_data, small_blocks,
+                                                                 monkeypatch, k):
+    # Three threads of one BLAS thread each, blocks of at most 8 queries (21 queries: 3 each).
+    monkeypatch.setattr(host_top_k, "HOST_WORKERS", 3)
+    monkeypatch.setattr(host_top_k, "HOST_MIN_WORKER_QUERIES", 1)
+    queries, gallery = tied_data
+    index = BruteForceIndex(gallery_chunk_rows=30, compute="host")
+    index.add(gallery)
+    scores, ids = index.search(queries, k)
+    expected_scores, expected_ids = reference_top_k(queries, gallery, k)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
