@@ -37,9 +37,7 @@ def save_runs(path, runs, meta):
 
 def run_study(args):
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import (TRANSFER_METHODS, TrainingConfig, out_of_fold_source,
-                                      run_method)
-    from keras_cmr.failures import TrainingFailure
+    from keras_cmr.experiment import TRANSFER_METHODS, TrainingConfig, out_of_fold_source
 
     experiment = read_json_object(args.config, "--config")
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
@@ -61,23 +59,36 @@ def run_study(args):
                 source = out_of_fold_source(
                     dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
             for method in todo:
-                try:
-                    model, result = run_method(
-                        method, dataset, config, seed=seed,
-                        source=source if method in TRANSFER_METHODS else None)
-                except TrainingFailure as failure:  # recorded; the report leaves it out
-                    model, result = None, {"method": method, "seed": seed,
-                                           "failure": str(failure)}
+                model, result = attempt(method, dataset, config, seed,
+                                        source if method in TRANSFER_METHODS else None)
                 if model is not None and method in TRANSFER_METHODS and source is None:
                     source = model.source
-                result.pop("test_curves", None)
                 result["label_noise"] = {"rate": rate, "kind": args.kind}
                 runs.append(result)
                 save_runs(args.json, runs, meta)
-                figures = (f"test avg {result['test']['avg_map']:.4f} val "
-                           f"{result['best_val_avg_map']:.4f} ({result['seconds']:.0f} s)"
-                           if "test" in result else f"FAILED: {result['failure']}")
-                print(f"rate {rate} seed {seed} {method:<12} {figures}", flush=True)
+                print(f"rate {rate} seed {seed} {method:<12} {figures(result)}", flush=True)
+
+
+def attempt(method, dataset, config, seed, source):
+    """`run_method` without test curves, or (None, a failure record) when the run raised
+    `TrainingFailure` (recorded so that it is not rerun; the reports leave it out)."""
+    from keras_cmr.experiment import run_method
+    from keras_cmr.failures import TrainingFailure
+
+    try:
+        model, result = run_method(method, dataset, config, seed=seed, source=source)
+    except TrainingFailure as failure:
+        return None, {"method": method, "seed": seed, "failure": str(failure)}
+    result.pop("test_curves", None)
+    return model, result
+
+
+def figures(result):
+    """One run's figures for the progress line."""
+    if "test" not in result:
+        return f"FAILED: {result['failure']}"
+    return (f"val {result['best_val_avg_map']:.4f} test {result['test']['avg_map']:.4f} "
+            f"({result['seconds']:.0f} s)")
 
 
 def report(path, reference="met"):

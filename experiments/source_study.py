@@ -1,4 +1,4 @@
-"""Sources that know more (issue 15, item 4): MET's transfer from other sources, chosen on validation.
+"""Sources that know more (issue 15, item 4): MET transferring from other sources, on validation.
 
     KERAS_BACKEND=jax python experiments/source_study.py --config experiments/wikipedia.json \
         --rates 0.4,0.0 --seeds 5 --json experiments/results/sources_wikipedia_jax.json
@@ -32,7 +32,7 @@ import numpy as np
 from keras_cmr.utils.files import read_json_object
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from noise_study import EXPERIMENT_KEYS, load_runs, save_runs  # noqa: E402
+from noise_study import EXPERIMENT_KEYS, attempt, figures, load_runs, save_runs  # noqa: E402
 
 VARIANTS = ("pcl", "ensemble", "naive_sum", "clean_labels", "control")
 ENSEMBLE = ("source_pcl", "source", "source_regression")
@@ -86,8 +86,7 @@ def variant_sources(clean, noisy, config, seed, variants):
 
 def run_study(args):
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import TrainingConfig, run_method
-    from keras_cmr.failures import TrainingFailure
+    from keras_cmr.experiment import TrainingConfig
 
     register_naive_sum_source()
     experiment = read_json_object(args.config, "--config")
@@ -108,21 +107,13 @@ def run_study(args):
             sources = variant_sources(clean, noisy, config, seed, todo)
             for variant in todo:
                 method = "control" if variant == "control" else "met"
-                try:
-                    _, result = run_method(method, noisy, config, seed=seed,
-                                           source=sources.get(variant))
-                except TrainingFailure as failure:
-                    result = {"method": method, "seed": seed, "failure": str(failure)}
-                result.pop("test_curves", None)
+                _, result = attempt(method, noisy, config, seed, sources.get(variant))
                 result.pop("source_folds", None)
                 result["variant"] = variant
                 result["label_noise"] = {"rate": rate, "kind": args.kind}
                 runs.append(result)
                 save_runs(args.json, runs, meta)
-                figures = (f"val {result['best_val_avg_map']:.4f} test "
-                           f"{result['test']['avg_map']:.4f} ({result['seconds']:.0f} s)"
-                           if "test" in result else f"FAILED: {result['failure']}")
-                print(f"rate {rate} seed {seed} {variant:<13} {figures}", flush=True)
+                print(f"rate {rate} seed {seed} {variant:<13} {figures(result)}", flush=True)
 
 
 def report(path, reference="pcl"):
