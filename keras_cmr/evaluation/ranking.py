@@ -64,15 +64,16 @@ def _relevance(query_labels, gallery_labels, out=None):
 def _order_keys(scores, relevant, out=None, scratch=None):
     """int32 keys 2 * v + rel of float32 `scores`, v an int of the same order as the score.
 
-    v is the float's magnitude bits, negated for negative floats (-0.0 and 0.0 both give 0).
-    |cos| < 2 keeps bit 30 clear, so shifting left drops only the sign bit and loses nothing.
-    `out` and `scratch` (int32, the scores' shape) spare the allocations.
+    v is the float's magnitude bits m for scores >= +0.0 and -1 - m for scores <= -0.0, so
+    -0.0 gets v = -1, not +0.0's 0 (`_relevant_ranks` re-sorts the rows where that matters).
+    |cos| < 2 keeps bit 30 clear: shifting left drops only the sign bit, and bits >> 30 is 0,
+    or -2 for a negative score, whose xor with 2m is -2 - 2m. Four passes where v = -m took
+    five. `out` and `scratch` (int32, the scores' shape) spare the allocations.
     """
     bits = scores.view(np.int32)
-    sign = np.right_shift(bits, 31, out=scratch)
+    sign = np.right_shift(bits, 30, out=scratch)
     keys = np.left_shift(bits, 1, out=out)
     keys ^= sign
-    keys -= sign
     keys |= relevant
     return keys
 
@@ -109,7 +110,8 @@ def _stable_columns(scores, relevant):
     Each key widens to int64 as (v, n - 1 - index, rel), so a value-only sort is the stable one.
     """
     tiebreak = np.arange(scores.shape[1] - 1, -1, -1, dtype=np.int64) << 1
-    wide = _order_keys(scores, relevant).astype(np.int64)
+    # Adding +0.0 turns -0.0 into +0.0, so the two equal scores get one v.
+    wide = _order_keys(scores + np.float32(0.0), relevant).astype(np.int64)
     wide >>= 1
     wide <<= 33
     wide |= tiebreak
@@ -126,9 +128,9 @@ def _reorder_tie_groups(scores, relevant, columns, group_rows, group_hits, group
     `group_hits[g]`, `group_hits[g] + 1`, ... of `columns`, ascending. The group keeps its
     columns; they are handed out by gallery index instead.
     """
-    # The float32 score of each group: v is the magnitude bits, negated for negative scores.
+    # The float32 score of each group: v is the magnitude bits m, or -1 - m = ~m with the sign.
     v = group_keys >> 1
-    values = np.where(v >= 0, v, -v | np.int32(-(2**31))).view(np.float32)
+    values = np.where(v >= 0, v, ~v | np.int32(-(2**31))).view(np.float32)
     # One scan of its row per group: gathering the rows first copied them (slower at 40k).
     found = [np.flatnonzero(scores[row] == value) for row, value in zip(group_rows, values)]
     sizes = np.array([len(members) for members in found])
@@ -165,15 +167,20 @@ def _block_ranks(scores, relevant, buffers):
     columns = positions - np.repeat(np.arange(0, n_rows * n_cols, n_cols), counts)
     # A relevant key 2v+1 right after an irrelevant 2v starts a tie group: equal scores that
     # the value sort did not order by gallery index.
-    group_hits = np.flatnonzero((columns > 0) & (flat[positions - 1] == flat[positions] - 1))
-    if len(group_hits):
-        group_rows, group_keys = rows[group_hits], flat[positions[group_hits]]
+    hit_keys = flat[positions]
+    group_hits = np.flatnonzero((columns > 0) & (flat[positions - 1] == hit_keys - 1))
+    # A relevant item scoring +-0.0 (key -1 or 1) may tie with an item of the other zero,
+    # whose key differs (`_order_keys`): such rows are re-sorted whole.
+    zero_hits = np.flatnonzero(np.abs(hit_keys) == 1)
+    if len(group_hits) or len(zero_hits):
+        group_rows = rows[group_hits]
         # Few groups in a row: fix them in place (O(n) each); many: re-sort the row stably.
         crowded = np.bincount(group_rows, minlength=n_rows) > _MAX_TIE_GROUPS
+        crowded[rows[zero_hits]] = True
         few = ~crowded[group_rows]
         if few.any():
             _reorder_tie_groups(scores, relevant, columns, group_rows[few], group_hits[few],
-                                group_keys[few])
+                                hit_keys[group_hits[few]])
         if crowded.any():
             columns[crowded[rows]] = _stable_columns(scores[crowded], relevant[crowded])
     ranks = n_cols - columns  # ascending columns of the sort are descending ranks
