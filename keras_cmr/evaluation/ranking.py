@@ -162,7 +162,8 @@ def _block_ranks(scores, relevant, buffers):
     flat = keys.ravel()
     positions = _relevant_positions(keys, n_relevant, buffers[2])
     ends = np.searchsorted(positions, np.arange(1, n_rows + 1) * n_cols)
-    counts = np.diff(ends, prepend=0)
+    counts = ends.copy()  # np.diff(ends, prepend=0) without its per-call overhead
+    counts[1:] -= ends[:-1]
     rows = np.repeat(np.arange(n_rows), counts)
     columns = positions - np.repeat(np.arange(0, n_rows * n_cols, n_cols), counts)
     # A relevant key 2v+1 right after an irrelevant 2v starts a tie group: equal scores that
@@ -195,9 +196,6 @@ def _query_values(counts, rows, ranks, k, plan):
     per_row = lambda weights: np.bincount(rows, weights=weights, minlength=n_rows)  # noqa: E731
     hits_within = lambda mask: np.bincount(rows[mask], minlength=n_rows)  # noqa: E731
     safe_counts = np.maximum(counts, 1)
-    first_rank = np.full(n_rows, np.inf)
-    has_relevant = counts > 0
-    first_rank[has_relevant] = ranks[np.cumsum(counts)[has_relevant] - 1]
     values = {}
     interpolated = None
     for key, (kind, cutoff) in plan.items():
@@ -217,8 +215,16 @@ def _query_values(counts, rows, ranks, k, plan):
         elif kind == "precision":
             values[key] = hits_within(ranks <= cutoff) / cutoff
         else:
-            values[key] = (first_rank <= cutoff).astype(np.float64)
+            values[key] = (_first_ranks(counts, ranks) <= cutoff).astype(np.float64)
     return values
+
+
+def _first_ranks(counts, ranks):
+    """Per row: the best rank of a relevant item (inf for rows without relevant)."""
+    first_rank = np.full(len(counts), np.inf)
+    has_relevant = counts > 0
+    first_rank[has_relevant] = ranks[np.cumsum(counts)[has_relevant] - 1]
+    return first_rank
 
 
 def _interpolated_precision(rows, precision):
