@@ -14,6 +14,34 @@ def _feature_matrix(array, what):
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def check_batch_size(batch_size, num_pairs, drop_remainder):
+    """`batch_size` as an int, checked for in-batch losses over `num_pairs` pairs.
+
+    Raises:
+        ValueError: for a `batch_size` that is not a positive integer, of 1, above
+            `num_pairs` with `drop_remainder`, or leaving a last batch of a single pair: the
+            in-batch losses compare each pair with the others of its batch.
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if drop_remainder and batch_size > num_pairs:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {num_pairs} pairs, so drop_remainder=True "
+            "would leave no batch; lower batch_size or set drop_remainder=False"
+        )
+    if batch_size == 1:
+        raise ValueError(
+            "batch_size=1: the in-batch losses compare each pair with the others of its "
+            "batch, so a batch needs at least 2 pairs"
+        )
+    if not drop_remainder and num_pairs % batch_size == 1:
+        raise ValueError(
+            f"{num_pairs} pairs in batches of {batch_size} leave a last batch of a single "
+            "pair, which the in-batch losses cannot learn from; set drop_remainder=True or "
+            "change batch_size"
+        )
+    return batch_size
+
+
 class PairBatches(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` of paired batches `({"image": x, "text": y}, labels)`.
 
@@ -111,24 +139,7 @@ class PairBatches(keras.utils.PyDataset):
                     "at least 2 pairs"
                 )
         else:
-            self.batch_size = check_positive_int(batch_size, "batch_size")
-            if self.drop_remainder and self.batch_size > self.num_pairs:
-                raise ValueError(
-                    f"batch_size={self.batch_size} exceeds the {self.num_pairs} pairs, so "
-                    "drop_remainder=True would leave no batch; lower batch_size or set "
-                    "drop_remainder=False"
-                )
-            if self.batch_size == 1:
-                raise ValueError(
-                    "batch_size=1: the in-batch losses compare each pair with the others of "
-                    "its batch, so a batch needs at least 2 pairs"
-                )
-            if not self.drop_remainder and self.num_pairs % self.batch_size == 1:
-                raise ValueError(
-                    f"{self.num_pairs} pairs in batches of {self.batch_size} leave a last "
-                    "batch of a single pair, which the in-batch losses cannot learn from; set "
-                    "drop_remainder=True or change batch_size"
-                )
+            self.batch_size = check_batch_size(batch_size, self.num_pairs, self.drop_remainder)
 
     @classmethod
     def from_split(cls, split, **kwargs):

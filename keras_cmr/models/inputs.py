@@ -24,7 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_cmr.utils.checks import check_positive_int, check_seed
+from keras_cmr.datasets.batching import check_batch_size
+from keras_cmr.utils.checks import check_seed
 
 # Our measurement (benchmarks/README.md, issue 16): 20, 50 and 200 were within the noise of
 # each other at both tower sizes; the smallest of them keeps the last partial group short.
@@ -132,19 +133,9 @@ class DeviceBatches(keras.utils.PyDataset):
         super().__init__()
         self.inputs, self.labels = device_inputs(inputs, labels)
         self.num_pairs = int(ops.shape(self.labels)[0])
-        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
+        self.batch_size = check_batch_size(batch_size, self.num_pairs, self.drop_remainder)
         self.seed = check_seed(seed)
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size={self.batch_size}: the in-batch losses compare each "
-                             "pair with the others of its batch, so a batch needs 2 pairs")
-        if self.drop_remainder and self.batch_size > self.num_pairs:
-            raise ValueError(f"batch_size={self.batch_size} exceeds the {self.num_pairs} "
-                             "pairs, so drop_remainder=True would leave no batch")
-        if not self.drop_remainder and self.num_pairs % self.batch_size == 1:
-            raise ValueError(f"{self.num_pairs} pairs in batches of {self.batch_size} leave a "
-                             "last batch of a single pair; set drop_remainder=True or change "
-                             "batch_size")
         self.epoch = 0
         self._order = (None, None)  # (epoch, the epoch's row order on the device)
 
