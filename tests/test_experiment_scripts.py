@@ -178,3 +178,41 @@ def test_source_study_report_pairs_each_source_with_the_default_on_both_splits(t
     assert "`ensemble`" not in out
     with pytest.raises(SystemExit):
         study.main(["--json", str(path), "--variants", "pcl,oracle"])
+
+
+def test_input_practice_pairs_each_setting_with_the_protocol_and_picks_on_validation(
+        tmp_path, capsys):
+    from scipy import stats
+
+    practice = load_script("input_practice")
+    rng = np.random.default_rng(1)
+    scores = {setting: rng.uniform(0.2, 0.3, size=(3, 2))
+              for setting in ("protocol", "l2 both", "width 512")}
+    scores["width 512"][:, 0] += 0.2  # the best on validation
+    runs = [{"method": "met", "setting": setting, "seed": seed,
+             "best_val_avg_map": float(values[seed, 0]),
+             "test": {"avg_map": float(values[seed, 1])}}
+            for setting, values in scores.items() for seed in range(3)]
+    runs.append({"method": "met", "setting": "l2 both", "seed": 3, "failure": "collapsed"})
+    table = practice.paired_by_setting(runs)["met"]
+    difference = scores["l2 both"] - scores["protocol"]
+    low, high = stats.ttest_rel(scores["l2 both"][:, 1], scores["protocol"][:, 1]) \
+        .confidence_interval(0.95)
+    assert table["l2 both"]["seeds"] == 3
+    assert table["l2 both"]["val"]["mean"] == pytest.approx(difference[:, 0].mean())
+    assert table["l2 both"]["test"]["interval"] == pytest.approx([low, high])
+    assert "test" not in table["protocol"]
+    assert practice.validation_choice(table) == "width 512"
+    path = tmp_path / "practice.json"
+    path.write_text(json.dumps({"runs": runs}))
+    practice.main(["--json", str(path), "--report"])
+    out = capsys.readouterr().out
+    assert f"| `met` | width 512 | {scores['width 512'][:, 0].mean():.4f} |" in out
+    assert f"{difference[:, 1].mean():+.4f} [{low:+.4f}, {high:+.4f}]" in out
+
+
+def test_input_practice_refuses_an_unknown_setting(tmp_path):
+    practice = load_script("input_practice")
+    with pytest.raises(SystemExit, match="unknown setting"):
+        practice.main(["--config", os.path.join(REPO_ROOT, "experiments", "digits.json"),
+                       "--settings", "protocol,more layers", "--json", str(tmp_path / "p.json")])

@@ -1,0 +1,167 @@
+"""Input practice (issue 15, item 2): what each preprocessing and regularisation option buys
+every method, chosen on validation only.
+
+    KERAS_BACKEND=jax python experiments/input_practice.py --config experiments/wikipedia.json \
+        --seeds 3 --json experiments/results/input_practice_wikipedia_jax.json
+    python experiments/input_practice.py --json experiments/results/input_practice_wikipedia_jax.json \
+        --report
+
+Each setting is the experiment file's protocol with one change (`SETTINGS`); `compare` runs every
+method of it for seeds 0..n-1 (the transfer methods share the seed's source, trained on the same
+preprocessed inputs). Preprocessing is fitted on the carved training split only
+(`keras_cmr.experiment.setting`). Runs already in the JSON file are skipped; the file is
+rewritten atomically after every run. `--report` prints, per method and setting, the mean
+paired difference to the protocol on validation and on test avg mAP (95% paired t on test), then
+the setting each method picks on validation and what it gives on test.
+"""
+
+import argparse
+import json
+import os
+
+from keras_cmr.utils.files import atomic_path, read_json_object
+
+EXPERIMENT_KEYS = ("data", "methods", "seeds")
+SETTINGS = {
+    "protocol": {},
+    "hellinger image": {"image_preprocessing": ["hellinger"]},
+    "hellinger both": {"image_preprocessing": ["hellinger"], "text_preprocessing": ["hellinger"]},
+    "standardize both": {"image_preprocessing": ["standardize"],
+                         "text_preprocessing": ["standardize"]},
+    "hellinger + standardize": {"image_preprocessing": ["hellinger", "standardize"],
+                                "text_preprocessing": ["standardize"]},
+    "l2 both": {"image_preprocessing": ["l2"], "text_preprocessing": ["l2"]},
+    "pca_whiten both": {"image_preprocessing": ["pca_whiten"],
+                        "text_preprocessing": ["pca_whiten"]},
+    "weight decay 0.01": {"weight_decay": 1e-2},
+    "weight decay 0.1": {"weight_decay": 1e-1},
+    "input dropout 0.1": {"input_dropout": 0.1},
+    "input dropout 0.3": {"input_dropout": 0.3},
+    "width 512": {"hidden_dims": [512]},
+    "width 2048": {"hidden_dims": [2048]},
+}
+
+
+def load_content(path):
+    return read_json_object(path, "--json") if os.path.exists(path) else {"runs": []}
+
+
+def run_study(args):
+    from keras_cmr.config import TrainingConfig
+    from keras_cmr.datasets import load_dataset
+    from keras_cmr.experiment import compare
+
+    names = args.settings.split(",") if args.settings else list(SETTINGS)
+    unknown = [name for name in names if name not in SETTINGS]
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
+    experiment = read_json_object(args.config, "--config")
+    protocol = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
+    base = load_dataset(experiment["data"])
+    methods = args.methods.split(",")
+    content = load_content(args.json)
+    meta = {"config": protocol, "data": experiment["data"], "methods": methods,
+            "settings": SETTINGS}
+    runs = content["runs"]
+    for name in names:
+        config = TrainingConfig(**{**protocol, **SETTINGS[name], "verbose": 0})
+        finished = [r for r in runs if r["setting"] == name and r["method"] in methods]
+        others = [r for r in runs if r not in finished]
+
+        def save(results, name=name, others=others):
+            for result in results:
+                result.setdefault("setting", name)
+                result.pop("test_curves", None)
+            with atomic_path(args.json) as temporary:
+                with open(temporary, "w") as stream:
+                    json.dump({**meta, "runs": others + results}, stream, indent=1)
+
+        log = lambda line, name=name: print(f"[{name}] {line}", flush=True)  # noqa: E731
+        runs = others + compare(methods, base, config, args.seeds, log=log, finished=finished,
+                                on_result=save, progress=False)
+
+
+def paired_by_setting(runs, reference="protocol"):
+    """{method: {setting: {"val", "test": paired_difference, "val_mean", "test_mean"}}}: each
+    setting minus `reference`, paired over the seeds both ran."""
+    import numpy as np
+
+    from keras_cmr.statistics import paired_difference
+
+    scores = {}
+    for r in runs:
+        if "test" in r:
+            scores.setdefault(r["method"], {}).setdefault(r["setting"], {})[r["seed"]] = (
+                r["best_val_avg_map"], r["test"]["avg_map"])
+    table = {}
+    for method, by_setting in scores.items():
+        base = by_setting.get(reference, {})
+        for setting, by_seed in by_setting.items():
+            seeds = sorted(set(by_seed) & set(base))
+            values = np.array([by_seed[s] for s in sorted(by_seed)])
+            entry = {"seeds": len(values), "val_mean": float(values[:, 0].mean()),
+                     "test_mean": float(values[:, 1].mean())}
+            if setting != reference and len(seeds) >= 2:
+                entry["val"] = paired_difference([by_seed[s][0] for s in seeds],
+                                                 [base[s][0] for s in seeds])
+                entry["test"] = paired_difference([by_seed[s][1] for s in seeds],
+                                                  [base[s][1] for s in seeds])
+            table.setdefault(method, {})[setting] = entry
+    return table
+
+
+def validation_choice(by_setting):
+    """The setting with the highest mean validation avg mAP (ties: the first listed)."""
+    return max(by_setting, key=lambda setting: by_setting[setting]["val_mean"])
+
+
+def report(path):
+    runs = load_content(path)["runs"]
+    table = paired_by_setting(runs)
+    settings = list(dict.fromkeys(r["setting"] for r in runs))
+    print("\nsetting − protocol: mean validation difference / mean test difference "
+          "[95% paired t on test]\n")
+    print("| setting | " + " | ".join(f"`{m}`" for m in table) + " |")
+    print("|---|" + "---|" * len(table))
+    for setting in settings:
+        cells = []
+        for method in table:
+            entry = table[method].get(setting)
+            if entry is None:
+                cells.append("")
+            elif "test" not in entry:
+                cells.append(f"val {entry['val_mean']:.4f} / test {entry['test_mean']:.4f}")
+            else:
+                low, high = entry["test"]["interval"]
+                cells.append(f"{entry['val']['mean']:+.4f} / {entry['test']['mean']:+.4f} "
+                             f"[{low:+.4f}, {high:+.4f}]")
+        print(f"| {setting} | " + " | ".join(cells) + " |")
+    print("\nchosen on validation\n\n| method | setting | val | test | test − protocol |")
+    print("|---|---|---|---|---|")
+    for method, by_setting in table.items():
+        choice = validation_choice(by_setting)
+        entry = by_setting[choice]
+        gain = f"{entry['test']['mean']:+.4f}" if "test" in entry else "0"
+        print(f"| `{method}` | {choice} | {entry['val_mean']:.4f} | {entry['test_mean']:.4f} "
+              f"| {gain} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="experiments/wikipedia.json")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--methods",
+                        default="met,control,kim,naive_sum,contrastive,supervised_infonce,"
+                                "source_pcl,cca,label_regression")
+    parser.add_argument("--settings", default="", help="comma-separated names of SETTINGS")
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--report", action="store_true", help="print the tables only")
+    args = parser.parse_args(argv)
+    if args.report:
+        report(args.json)
+    else:
+        run_study(args)
+
+
+if __name__ == "__main__":
+    main()
