@@ -25,7 +25,6 @@ EXPERIMENT_KEYS = ("data", "methods", "seeds")
 SETTINGS = {
     "protocol": {},
     "hellinger image": {"image_preprocessing": ["hellinger"]},
-    "hellinger both": {"image_preprocessing": ["hellinger"], "text_preprocessing": ["hellinger"]},
     "standardize both": {"image_preprocessing": ["standardize"],
                          "text_preprocessing": ["standardize"]},
     "hellinger + standardize": {"image_preprocessing": ["hellinger", "standardize"],
