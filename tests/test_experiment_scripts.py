@@ -208,7 +208,7 @@ def test_input_practice_pairs_each_setting_with_the_protocol_and_picks_on_valida
     practice.main(["--json", str(path), "--report"])
     out = capsys.readouterr().out
     assert f"| `met` | width 512 | {scores['width 512'][:, 0].mean():.4f} |" in out
-    assert f"{difference[:, 1].mean():+.4f} [{low:+.4f}, {high:+.4f}]" in out
+    assert f"| l2 both | {difference[:, 0].mean():+.4f} / {difference[:, 1].mean():+.4f} |" in out
 
 
 def test_input_practice_refuses_an_unknown_setting(tmp_path):
