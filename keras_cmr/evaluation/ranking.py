@@ -11,9 +11,10 @@ scanning the row's scores for the tied value (or re-sorting the row with the ind
 key when it has many such ties). The metrics are then read off the ranks per row with numpy.
 
 Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts and two linear
-passes per score, all in one thread per CPU (the kernels release the GIL); memory
-O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels compile on their first
-call in a process (about 3 s without numba's on-disk cache, 0.3 s with it; benchmarks/README.md).
+passes per score, in one thread per CPU (the kernels release the GIL) while the next half
+chunk is scored; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels
+compile on their first call in a process: about 3 s (class ids) or 1.7 s more (multi-hot)
+without numba's on-disk cache, 0.14 s with it (our measurement, benchmarks/README.md).
 """
 
 import contextlib
@@ -168,7 +169,9 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         plan: {output key: (kind, cutoff)}, kind among "map" (cutoff None or K), "map@r",
             "r_precision", "precision" and "recall" (cutoff k), "precision_at_recall"
             (cutoff: the recall level in [0, 1]).
-        chunk_size: queries per matmul; None keeps a chunk's scores under about 128 MB.
+        chunk_size: queries whose scores are held at once; None keeps them under about
+            128 MB. Where ranking runs in threads, they are scored in two halves, one ranked
+            while the next is scored.
 
     Returns:
         {output key: float}.
@@ -187,34 +190,49 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
     chunk_size = min(chunk_size, n_queries)
     values = {key: np.zeros(n_queries) for key in plan}
-    # One score buffer for all chunks: no second chunk alive, no fresh pages per chunk.
-    buffer = np.empty((chunk_size, n_gallery), np.float32)
+    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
+    # While the workers rank a chunk, this thread scores the next one with one BLAS thread:
+    # after a matmul in two BLAS threads, OpenBLAS' idle thread spins for about 0.1 s, taking a
+    # core from the ranking (4,000 x 40,000: 1.31x the bound, 1.04x with
+    # OPENBLAS_THREAD_TIMEOUT=4; our measurement, benchmarks/README.md). Two score buffers of
+    # half a chunk each keep the memory of one.
+    pipelined = workers > 1 and n_queries > chunk_size
+    if pipelined:
+        chunk_size = (chunk_size + 1) // 2
+    buffers = [np.empty((chunk_size, n_gallery), np.float32) for _ in range(1 + pipelined)]
     if inverse is not None:
         unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
-    # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed panels:
-    # chunks scored in parallel, one BLAS thread each, read the gallery once per thread and
-    # were slower at 40k (our measurement, benchmarks/README.md "Second round").
-    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
     small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
+    ranking = []  # the futures of the chunk being ranked
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        for start in range(0, n_queries, chunk_size):
+        for number, start in enumerate(range(0, n_queries, chunk_size)):
             chunk = slice(start, min(start + chunk_size, n_queries))
-            scores = buffer[: chunk.stop - start]
-            if inverse is None:
-                with one_blas_thread(small_product):
+            scores = buffers[number % len(buffers)][: chunk.stop - start]
+            # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed
+            # panels: chunks scored in parallel, one BLAS thread each, read the gallery once
+            # per thread and were slower at 40k (benchmarks/README.md "Second round").
+            with one_blas_thread(small_product or bool(ranking)):
+                if inverse is None:
                     np.matmul(queries[chunk], unique_rows.T, out=scores)
-            else:
-                unique_scores = unique_buffer[: chunk.stop - start]
-                with one_blas_thread(small_product):
+                else:
+                    unique_scores = unique_buffer[: chunk.stop - start]
                     np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
+            if inverse is not None:
                 np.take(unique_scores, inverse, axis=1, out=scores)
-            # Each worker ranks a contiguous share of the chunk's rows; numpy releases the GIL
-            # in its sorts and element-wise loops, so the shares run in parallel.
+            for future in ranking:
+                future.result()
+            # Each worker ranks a contiguous share of the chunk's rows; numpy's sort and the
+            # kernels release the GIL, so the shares run in parallel.
             bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
             jobs = [
                 (scores[a - start : b - start], query_labels[a:b], gallery_labels, plan,
                  {key: array[a:b] for key, array in values.items()})
                 for a, b in zip(bounds[:-1], bounds[1:])
             ]
-            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
+            if pool:
+                ranking = [pool.submit(_rank_rows, *job) for job in jobs]
+            else:
+                _rank_rows(*jobs[0])
+        for future in ranking:
+            future.result()
     return {key: float(array.mean()) for key, array in values.items()}
