@@ -14,7 +14,7 @@ Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts 
 passes per score, in one thread per CPU (the kernels release the GIL) while the next half
 chunk is scored; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels
 compile on their first call in a process: about 3 s (class ids) or 1.7 s more (multi-hot)
-without numba's on-disk cache, 0.14 s with it (our measurement, benchmarks/README.md).
+without numba's on-disk cache, 0.3 s with it (our measurement, benchmarks/README.md).
 """
 
 import contextlib
