@@ -61,8 +61,8 @@ def _block_ranks(scores, query_codes, gallery_codes, relevant, keys, hits):
     """Ranks of the relevant items in each row of a block of float32 `scores`.
 
     Relevance: `query_codes[row] == gallery_codes[column]` (int class codes; `relevant` None),
-    or the bool `relevant` (codes None). Returns `counts` (relevant items per row) and, for
-    every relevant pair in row-major order, its `rows` index, its 1-based `ranks` (descending
+    or the bool `relevant` (codes None). Returns `counts` (relevant items per row), per row the
+    sum of P@rank over its relevant items, and, for every relevant pair in row-major order, its `rows` index, its 1-based `ranks` (descending
     within a row) and `k` (how many relevant items rank at or above it), so P@rank = k / rank.
     `keys`: an int32 work array of the block's shape; `hits`: three int64 work arrays with one
     item more than the block.
@@ -73,15 +73,24 @@ def _block_ranks(scores, query_codes, gallery_codes, relevant, keys, hits):
     # in a kernel took 5.9 ms (our measurement).
     keys.sort(axis=1)
     counts = np.empty(len(scores), np.int64)
+    precision_sums = np.empty(len(scores))
     rows, ranks, k = (hit[: n_relevant + 1] for hit in hits)
-    relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, rows, ranks, k)
-    return counts, rows[:n_relevant], ranks[:n_relevant], k[:n_relevant]
+    relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, precision_sums, rows,
+                   ranks, k)
+    return counts, precision_sums, rows[:n_relevant], ranks[:n_relevant], k[:n_relevant]
 
 
-def _query_values(counts, rows, ranks, k, plan):
-    """Per-query values of every planned metric, as {key: array}."""
+def _query_values(counts, precision_sums, rows, ranks, k, plan):
+    """Per-query values of every planned metric, as {key: array}.
+
+    `precision_sums`: per row, the sum of P@rank = k / rank over its relevant items (summed by
+    the rank pass in the order `np.bincount` would, so plain mAP needs no per-hit arrays here).
+    """
     n_rows = len(counts)
-    precision = k / ranks
+    precision = None
+    if any(kind in ("precision_at_recall", "map@r") or (kind == "map" and cutoff is not None)
+           for kind, cutoff in plan.values()):
+        precision = k / ranks
     per_row = lambda weights: np.bincount(rows, weights=weights, minlength=n_rows)  # noqa: E731
     hits_within = lambda mask: np.bincount(rows[mask], minlength=n_rows)  # noqa: E731
     safe_counts = np.maximum(counts, 1)
@@ -93,7 +102,7 @@ def _query_values(counts, rows, ranks, k, plan):
                 interpolated = _interpolated_precision(rows, precision)
             values[key] = _precision_at_recall(interpolated, counts, cutoff)
         elif kind == "map" and cutoff is None:
-            values[key] = per_row(precision) / safe_counts
+            values[key] = precision_sums / safe_counts
         elif kind == "map":
             within = ranks <= cutoff
             values[key] = per_row(precision * within) / np.maximum(hits_within(within), 1)

@@ -66,10 +66,12 @@ def order_keys(bits, query_codes, gallery_codes, relevant, keys):
 
 
 @numba.njit(nogil=True, cache=True)
-def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, rows, ranks, k):
+def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, precision_sums,
+                   rows, ranks, k):
     """Ranks of the relevant items from the row-sorted `keys` of `order_keys`.
 
-    Writes `counts` (relevant items per row) and, for every relevant item in row-major order
+    Writes `counts` (relevant items per row), `precision_sums` (per row, the sum of k / rank
+    over its relevant items, in the order below) and, for every relevant item in row-major order
     and within a row best rank last, its `rows` index, its 1-based `ranks` (descending by score,
     equal scores by gallery index, lowest first) and `k` (relevant items at or above it).
     `bits` are the scores' bits in gallery order; `ranks` needs one slot more than the relevant
@@ -102,10 +104,13 @@ def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, row
                 else:
                     hit += 1
         counts[row] = end - start
+        precision_sum = 0.0
         for hit in range(start, end):
             rows[hit] = row
             ranks[hit] = n_columns - ranks[hit]  # ascending columns are descending ranks
             k[hit] = end - hit
+            precision_sum += k[hit] / ranks[hit]
+        precision_sums[row] = precision_sum
 
 
 @numba.njit(nogil=True, cache=True)

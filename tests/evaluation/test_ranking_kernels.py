@@ -16,7 +16,8 @@ TINY = np.float32(1e-45)  # the smallest positive denormal
 
 
 def kernel_ranks(scores, relevant, codes):
-    """(counts, rows, ranks, k) from the kernels, relevance as class codes or as bool."""
+    """(counts, precision sums, rows, ranks, k) from the kernels, relevance as class codes or
+    as bool."""
     scores = np.ascontiguousarray(scores, np.float32)
     if codes:  # query 0 of class 0 ... : gallery class 0 where relevant, 1 elsewhere
         query_codes = np.zeros(len(scores), np.uint8)
@@ -30,28 +31,32 @@ def kernel_ranks(scores, relevant, codes):
     n_relevant = order_keys(bits, *inputs, keys)
     keys.sort(axis=1)
     counts = np.empty(len(scores), np.int64)
+    precision_sums = np.empty(len(scores))
     rows, ranks, k = (np.empty(n_relevant + 1, np.int64) for _ in range(3))
-    relevant_ranks(keys, bits, *inputs, counts, rows, ranks, k)
-    return counts, rows[:n_relevant], ranks[:n_relevant], k[:n_relevant]
+    relevant_ranks(keys, bits, *inputs, counts, precision_sums, rows, ranks, k)
+    return counts, precision_sums, rows[:n_relevant], ranks[:n_relevant], k[:n_relevant]
 
 
 def reference_ranks(scores, relevant):
     """The same from a stable argsort of -scores (-0.0 == +0.0 there), row by row."""
-    counts, rows, ranks, k = [], [], [], []
+    counts, precision_sums, rows, ranks, k = [], [], [], [], []
     for row, (row_scores, row_relevant) in enumerate(zip(scores, relevant)):
         order = np.argsort(-row_scores, kind="stable")
         hit_ranks = np.flatnonzero(row_relevant[order]) + 1  # best first
         counts.append(len(hit_ranks))
+        precision_sums.append(np.sum(np.arange(1, len(hit_ranks) + 1) / hit_ranks))
         rows += [row] * len(hit_ranks)
         ranks += list(hit_ranks[::-1])
         k += list(np.arange(len(hit_ranks), 0, -1))
-    return [np.array(values, np.int64) for values in (counts, rows, ranks, k)]
+    return [np.array(values, np.int64) for values in (counts, rows, ranks, k)], precision_sums
 
 
 def assert_ranks_match(scores, relevant, codes):
-    got = kernel_ranks(scores, relevant, codes)
-    for name, a, b in zip(("counts", "rows", "ranks", "k"), got, reference_ranks(scores, relevant)):
+    counts, precision_sums, *hits = kernel_ranks(scores, relevant, codes)
+    expected, expected_sums = reference_ranks(scores, relevant)
+    for name, a, b in zip(("counts", "rows", "ranks", "k"), [counts, *hits], expected):
         np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_allclose(precision_sums, expected_sums, rtol=1e-12)
 
 
 @pytest.mark.parametrize("codes", [True, False])
@@ -66,8 +71,9 @@ def test_signed_zeros_and_denormals_tie_by_gallery_index(codes):
     assert_ranks_match(scores, relevant, codes)
     # 0.5 first, then the four zeros by index: the relevant -0.0 at index 1 ranks third, after
     # the +0.0 at index 0 it ties; -0.5 last.
-    counts, rows, ranks, k = kernel_ranks(scores[:1], relevant[:1], codes)
+    counts, precision_sums, rows, ranks, k = kernel_ranks(scores[:1], relevant[:1], codes)
     assert list(ranks) == [6, 5, 3] and list(k) == [3, 2, 1]
+    assert precision_sums[0] == 3 / 6 + 2 / 5 + 1 / 3
 
 
 @pytest.mark.parametrize("codes", [True, False])
