@@ -8,13 +8,14 @@ lowest bit (|cos| < 2 leaves a bit free; -0.0 and +0.0 map alike), numpy sorts t
 value only, and a second compiled pass reads the relevant items' ranks off the flags. Where a
 relevant item ties with an irrelevant one, that pass re-ranks the tied items by gallery index,
 scanning the row's scores for the tied value (or re-sorting the row with the index in an int64
-key when it has many such ties). The metrics are then read off the ranks per row with numpy.
+key when it has many such ties), and sums P@rank per row for plain mAP. The other metrics are
+read off the ranks with numpy.
 
 Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts and two linear
-passes per score, in one thread per CPU (the kernels release the GIL) while the next half
-chunk is scored; memory O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels
-compile on their first call in a process: about 3 s (class ids) or 1.7 s more (multi-hot)
-without numba's on-disk cache, 0.3 s with it (our measurement, benchmarks/README.md).
+passes per score, in one thread per CPU (the kernels release the GIL); memory
+O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels compile on their first call
+in a process: about 3 s (class ids) or 1.8 s more (multi-hot) without numba's on-disk cache,
+0.3 s with it (our measurement, benchmarks/README.md).
 """
 
 import contextlib
@@ -62,15 +63,16 @@ def _block_ranks(scores, query_codes, gallery_codes, relevant, keys, hits):
 
     Relevance: `query_codes[row] == gallery_codes[column]` (int class codes; `relevant` None),
     or the bool `relevant` (codes None). Returns `counts` (relevant items per row), per row the
-    sum of P@rank over its relevant items, and, for every relevant pair in row-major order, its `rows` index, its 1-based `ranks` (descending
-    within a row) and `k` (how many relevant items rank at or above it), so P@rank = k / rank.
+    sum of P@rank over its relevant items, and, for every relevant pair in row-major order, its
+    `rows` index, its 1-based `ranks` (descending within a row) and `k` (how many relevant items
+    rank at or above it), so P@rank = k / rank.
     `keys`: an int32 work array of the block's shape; `hits`: three int64 work arrays with one
     item more than the block.
     """
     bits = scores.view(np.int32)
     n_relevant = order_keys(bits, query_codes, gallery_codes, relevant, keys)
-    # numpy's sort (AVX-512 on our CPU): 0.25 ms per block of 2^17 keys, where numba's sort
-    # in a kernel took 5.9 ms (our measurement).
+    # numpy's sort (AVX-512 on our CPU): 0.26 ms per block of 2^17 keys, where numba's sort
+    # in a kernel took 6.0 ms (our measurement).
     keys.sort(axis=1)
     counts = np.empty(len(scores), np.int64)
     precision_sums = np.empty(len(scores))
@@ -178,9 +180,7 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         plan: {output key: (kind, cutoff)}, kind among "map" (cutoff None or K), "map@r",
             "r_precision", "precision" and "recall" (cutoff k), "precision_at_recall"
             (cutoff: the recall level in [0, 1]).
-        chunk_size: queries whose scores are held at once; None keeps them under about
-            128 MB. Where ranking runs in threads, they are scored in two halves, one ranked
-            while the next is scored.
+        chunk_size: queries per matmul; None keeps a chunk's scores under about 128 MB.
 
     Returns:
         {output key: float}.
@@ -199,37 +199,27 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
         chunk_size = max(1, _CHUNK_BYTES // ((4 if inverse is None else 8) * n_gallery))
     chunk_size = min(chunk_size, n_queries)
     values = {key: np.zeros(n_queries) for key in plan}
-    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
-    # While the workers rank a chunk, this thread scores the next one with one BLAS thread:
-    # after a matmul in two BLAS threads, OpenBLAS' idle thread spins for about 0.1 s, taking a
-    # core from the ranking (4,000 x 40,000: 1.31x the bound, 1.04x with
-    # OPENBLAS_THREAD_TIMEOUT=4; our measurement, benchmarks/README.md). Two score buffers of
-    # half a chunk each keep the memory of one.
-    pipelined = workers > 1 and n_queries > chunk_size
-    if pipelined:
-        chunk_size = (chunk_size + 1) // 2
-    buffers = [np.empty((chunk_size, n_gallery), np.float32) for _ in range(1 + pipelined)]
+    # One score buffer for all chunks: no second chunk alive, no fresh pages per chunk.
+    buffer = np.empty((chunk_size, n_gallery), np.float32)
     if inverse is not None:
         unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
+    # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed panels:
+    # chunks scored in parallel, one BLAS thread each, read the gallery once per thread and
+    # were slower at 40k (our measurement, benchmarks/README.md "Second round").
+    workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
     small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
-    ranking = []  # the futures of the chunk being ranked
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        for number, start in enumerate(range(0, n_queries, chunk_size)):
+        for start in range(0, n_queries, chunk_size):
             chunk = slice(start, min(start + chunk_size, n_queries))
-            scores = buffers[number % len(buffers)][: chunk.stop - start]
-            # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed
-            # panels: chunks scored in parallel, one BLAS thread each, read the gallery once
-            # per thread and were slower at 40k (benchmarks/README.md "Second round").
-            with one_blas_thread(small_product or bool(ranking)):
-                if inverse is None:
+            scores = buffer[: chunk.stop - start]
+            if inverse is None:
+                with one_blas_thread(small_product):
                     np.matmul(queries[chunk], unique_rows.T, out=scores)
-                else:
-                    unique_scores = unique_buffer[: chunk.stop - start]
+            else:
+                unique_scores = unique_buffer[: chunk.stop - start]
+                with one_blas_thread(small_product):
                     np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
-            if inverse is not None:
                 np.take(unique_scores, inverse, axis=1, out=scores)
-            for future in ranking:
-                future.result()
             # Each worker ranks a contiguous share of the chunk's rows; numpy's sort and the
             # kernels release the GIL, so the shares run in parallel.
             bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
@@ -238,10 +228,5 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
                  {key: array[a:b] for key, array in values.items()})
                 for a, b in zip(bounds[:-1], bounds[1:])
             ]
-            if pool:
-                ranking = [pool.submit(_rank_rows, *job) for job in jobs]
-            else:
-                _rank_rows(*jobs[0])
-        for future in ranking:
-            future.result()
+            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
     return {key: float(array.mean()) for key, array in values.items()}
