@@ -1,16 +1,17 @@
-"""Exact top-k of query x gallery inner products on the host: numpy's BLAS + threshold pruning.
+"""Exact top-k of query x gallery inner products on the host: numpy's BLAS + one compiled pass.
 
 `HostTopK` keeps, for a block of queries, the k best (score, position) so far and folds in one
-gallery chunk at a time: a BLAS matmul scores the chunk, and only the scores that can still
-enter the top k are gathered and merged. A score can enter only if it is strictly above the
-row's current k-th best (earlier positions win ties) and not below the k-th best of its own
-chunk; after the first chunk that keeps a few candidates per row out of thousands, so the merge
-costs little next to the matmul. The result is exact, ties ordered by position. `host_search`
-splits the query blocks over one thread per CPU, each with one BLAS thread.
+gallery chunk at a time: a BLAS matmul scores the chunk into a reused buffer, and
+`fold_in_scores` (numba) reads each row once, inserting a score only when it is strictly above
+the row's current k-th best (earlier positions win ties). After the first chunk few scores pass
+that test, so the pass costs little next to the matmul. The result is exact, ties ordered by
+position. `host_search` splits the query blocks over one thread per CPU, each with one BLAS
+thread; the kernel releases the GIL.
 
-This is the CPU path of `BruteForceIndex` (our measurement, benchmarks/README.md "Second round":
-the backends' CPU matmuls plus `top_k` over each chunk ran at 0.28-0.55x faiss' flat index,
-numpy's BLAS at faiss' own speed).
+This is the CPU path of `BruteForceIndex` (our measurement, benchmarks/README.md: the backends'
+CPU matmuls plus `top_k` over each chunk ran at 0.28-0.55x faiss' flat index; numpy's pruning
+(compare, nonzero, gather, lexsort merge) left the matmul a third of the time, 0.60-0.64x faiss
+on a quiet machine).
 """
 
 import contextlib
@@ -18,6 +19,7 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
+import numba
 import numpy as np
 
 from keras_cmr.utils.threads import CPU_WORKERS, one_blas_thread
@@ -37,20 +39,27 @@ HOST_MIN_WORKER_QUERIES = 256
 _EMPTY = np.iinfo(np.int64).max
 
 
-def merge_candidates(best_scores, best_positions, rows, scores, positions):
-    """Per row, the k best of its current best (n, k) and the candidates (rows, scores, positions).
-
-    Highest score first, then lowest position. Returns new (n, k) scores and positions.
-    """
-    n, k = best_scores.shape
-    all_rows = np.concatenate([np.repeat(np.arange(n), k), rows])
-    all_scores = np.concatenate([best_scores.ravel(), scores])
-    all_positions = np.concatenate([best_positions.ravel(), positions])
-    order = np.lexsort((all_positions, -all_scores, all_rows))
-    # Every row holds at least its k slots, so its first k sorted entries are its k best.
-    starts = np.concatenate([[0], np.cumsum(np.bincount(all_rows, minlength=n))[:-1]])
-    chosen = order[starts[:, None] + np.arange(k)]
-    return all_scores[chosen], all_positions[chosen]
+@numba.njit(nogil=True, cache=True)
+def fold_in_scores(scores, first_position, best_scores, best_positions):
+    """Folds `scores` (n, m), gallery positions `first_position` + column, into each row's k
+    best (`best_scores`, `best_positions`: (n, k), highest score first, equal scores by lower
+    position), in place. A score enters only when strictly above the row's k-th best: the
+    positions already held are all lower, so they win every tie."""
+    n, m = scores.shape
+    k = best_scores.shape[1]
+    for row in range(n):
+        threshold = best_scores[row, k - 1]
+        for column in range(m):
+            score = scores[row, column]
+            if score > threshold:
+                slot = k - 1
+                while slot > 0 and best_scores[row, slot - 1] < score:
+                    best_scores[row, slot] = best_scores[row, slot - 1]
+                    best_positions[row, slot] = best_positions[row, slot - 1]
+                    slot -= 1
+                best_scores[row, slot] = score
+                best_positions[row, slot] = first_position + column
+                threshold = best_scores[row, k - 1]
 
 
 class HostTopK:
@@ -67,20 +76,18 @@ class HostTopK:
         self.scores = np.full((len(queries), k), -np.inf, np.float32)
         self.positions = np.full((len(queries), k), _EMPTY, np.int64)
 
-    def add_chunk(self, rows, first_position):
-        """Folds in gallery `rows` (float32 (m, dim)), whose first row has `first_position`."""
-        chunk = self.queries @ rows.T
-        keep = chunk > self.scores[:, -1:]
-        if len(rows) > self.k and self.positions[:, -1].max() == _EMPTY:
-            # Until every row holds k items, prune with the k-th best of the chunk itself:
-            # nothing below it can enter the top k.
-            chunk_kth = np.partition(chunk, len(rows) - self.k, axis=1)[:, -self.k:].min(axis=1)
-            keep &= chunk >= chunk_kth[:, None]
-        rows_found, columns = np.nonzero(keep)
-        if len(rows_found):
-            self.scores, self.positions = merge_candidates(
-                self.scores, self.positions, rows_found, chunk[rows_found, columns],
-                columns.astype(np.int64) + first_position)
+    def add_chunk(self, rows, first_position, buffer=None):
+        """Folds in gallery `rows` (float32 (m, dim)), whose first row has `first_position`.
+
+        `buffer`: a 1-D float32 work array of at least n * m items for the scores (a fresh
+        32 MB array per chunk page-faults), else one is made.
+        """
+        n, m = len(self.queries), len(rows)
+        if buffer is None or buffer.size < n * m:
+            buffer = np.empty(n * m, np.float32)
+        scores = buffer[:n * m].reshape(n, m)
+        np.matmul(self.queries, rows.T, out=scores)
+        fold_in_scores(scores, first_position, self.scores, self.positions)
 
     def result(self):
         """(scores, positions): float32 and int64 (n, k), best first."""
@@ -108,7 +115,7 @@ def host_search(queries, k, gallery_chunks, progress=None):
         for first, rows in gallery_chunks:
             if pool is None:
                 _fold_in(blocks, first, rows)
-            else:  # numpy releases the GIL in the matmul and the pruning
+            else:  # the matmul and the compiled pass release the GIL
                 list(pool.map(_fold_in, groups, itertools.repeat(first),
                               itertools.repeat(rows)))
             if progress is not None:
@@ -120,9 +127,12 @@ def host_search(queries, k, gallery_chunks, progress=None):
 
 def _fold_in(blocks, first, rows):
     """Adds gallery `rows` (first position `first`) to each block, HOST_GALLERY_ROWS at a time."""
+    buffer = np.empty(max(len(block.queries) for block in blocks)
+                      * min(HOST_GALLERY_ROWS, len(rows)), np.float32)
     for start in range(0, len(rows), HOST_GALLERY_ROWS):
+        chunk = rows[start:start + HOST_GALLERY_ROWS]
         for block in blocks:
-            block.add_chunk(rows[start:start + HOST_GALLERY_ROWS], first + start)
+            block.add_chunk(chunk, first + start, buffer)
 
 
 def backend_has_accelerator():

@@ -129,3 +129,15 @@ def test_host_path_split_over_threads_returns_the_reference_ids(tied_data, small
     expected_scores, expected_ids = reference_top_k(queries, gallery, k)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_fold_in_scores_keeps_the_k_best_with_ties_by_position(rng, k):
+    # Scores from 6 values: ties everywhere, within and across the folded chunks.
+    scores = rng.integers(0, 6, size=(9, 40)).astype(np.float32)
+    block = host_top_k.HostTopK(np.zeros((9, 1), np.float32), k)
+    for start, stop in [(0, 3), (3, 4), (4, 25), (25, 40)]:
+        host_top_k.fold_in_scores(scores[:, start:stop], start, block.scores, block.positions)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(block.positions, order)
+    np.testing.assert_array_equal(block.scores, np.take_along_axis(scores, order, axis=1))
