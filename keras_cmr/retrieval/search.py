@@ -89,10 +89,11 @@ class GalleryIndex:
                              f"{ids.shape} and dtype {ids.dtype}.")
         return ids.astype(np.int64)
 
-    def _prepared(self, rows, name, first_row=0):
-        """float32 rows checked for NaN/inf, unit-norm for "cosine"."""
+    def _prepared(self, rows, name, first_row=0, owned=False):
+        """float32 rows checked for NaN/inf, unit-norm for "cosine" (in place when `owned`:
+        a chunk just read from disk)."""
         rows = check_finite_rows(rows, name, first_row)
-        return unit_rows(rows) if self.metric == "cosine" else rows
+        return unit_rows(rows, copy=not owned) if self.metric == "cosine" else rows
 
     def _check_search(self, queries, k):
         k = check_positive_int(k, "`k`")
@@ -221,7 +222,7 @@ class BruteForceIndex(GalleryIndex):
             for start in range(0, len(rows), self.gallery_chunk_rows):
                 chunk = rows[start:start + self.gallery_chunk_rows]
                 if needs_preparing:
-                    chunk = self._prepared(chunk, source, first_row=start)
+                    chunk = self._prepared(chunk, source, first_row=start, owned=True)
                 chunk = (position + start, np.ascontiguousarray(chunk, dtype=np.float32))
                 if kept is not None:
                     kept.append(chunk)

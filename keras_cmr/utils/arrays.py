@@ -7,15 +7,16 @@ import numpy as np
 from keras import ops
 
 
-def unit_rows(rows):
+def unit_rows(rows, copy=True):
     """float32 copy of the 2-D `rows` divided by their L2 norms; a zero row stays zero.
 
     Norms are taken in float64 for float64 input, else float32; rows whose squares overflow or
     underflow there are first divided by their largest magnitude, so every non-zero finite row
-    ends with norm 1.
+    ends with norm 1. `copy=False` divides float32 or float64 `rows` in place (a chunk the
+    caller owns), sparing a pass over them.
     """
     rows = np.asarray(rows)
-    rows = rows.astype(np.float64 if rows.dtype == np.float64 else np.float32)
+    rows = rows.astype(np.float64 if rows.dtype == np.float64 else np.float32, copy=copy)
     norm = np.sqrt(np.einsum("ij,ij->i", rows, rows))
     extreme = ~np.isfinite(norm) | (norm < 1e-15)
     if extreme.any():

@@ -47,10 +47,12 @@ def check_finite_rows(rows, name, first_row=0):
     row of the whole array.
     """
     rows = np.asarray(rows, dtype=np.float32)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"`{name}` holds NaN or inf, first in row "
-                         f"{first_row + int(np.argmin(finite))}.")
+    # A row's sum is finite unless the row holds NaN or inf or the sum overflows: one pass
+    # without a bool temporary, and only the flagged rows get the exact test.
+    flagged = np.flatnonzero(~np.isfinite(np.einsum("ij->i", rows)))
+    bad = flagged[~np.isfinite(rows[flagged]).all(axis=1)]
+    if len(bad):
+        raise ValueError(f"`{name}` holds NaN or inf, first in row {first_row + int(bad[0])}.")
     return rows
 
 

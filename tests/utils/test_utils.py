@@ -10,6 +10,7 @@ from keras import ops
 from keras_cmr.utils import (
     atomic_directory,
     atomic_path,
+    check_finite_rows,
     check_labels,
     check_num_classes,
     check_positive_int,
@@ -108,3 +109,22 @@ def test_read_json_object_names_the_file_in_every_error(tmp_path):
     for name, message in cases:
         with pytest.raises(ValueError, match=message):
             read_json_object(str(tmp_path / name), "--config")
+
+
+def test_check_finite_rows_passes_overflowing_sums_and_names_the_first_bad_row():
+    rows = np.ones((4, 3), np.float32)
+    rows[0] = 3e38  # finite values whose sum overflows to inf
+    assert check_finite_rows(rows, "rows") is rows
+    rows[2, 1] = np.nan
+    rows[3, 0] = -np.inf
+    with pytest.raises(ValueError, match="`rows` holds NaN or inf, first in row 12"):
+        check_finite_rows(rows, "rows", first_row=10)
+
+
+def test_unit_rows_in_place_equals_the_copy():
+    rows = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    rows[1] = 0.0
+    expected = unit_rows(rows)
+    result = unit_rows(rows, copy=False)
+    assert result is rows
+    np.testing.assert_array_equal(result, expected)
