@@ -1,7 +1,8 @@
 """The ranking engine behind `keras_cmr.evaluation.metrics`: exact, chunked, no argsort.
 
-Similarities are float32, one BLAS matmul per chunk of queries; duplicate gallery rows are
-scored once, so they tie exactly. Ranks are exact for these float32 values without an argsort.
+Similarities are float32: each worker thread scores its share of a chunk of queries with a
+one-thread BLAS matmul, then ranks it; duplicate gallery rows are scored once, so they tie
+exactly. Ranks are exact for these float32 values without an argsort.
 Each block of rows is ranked in three passes (`keras_cmr.evaluation.ranking_kernels`): one
 compiled pass maps each score to an int32 of the same order with the relevance flag as its
 lowest bit (|cos| < 2 leaves a bit free; -0.0 and +0.0 map alike), numpy sorts the rows by
@@ -12,7 +13,7 @@ key when it has many such ties), and sums P@rank per row for plain mAP. The othe
 read off the ranks with numpy.
 
 Cost: O(Nq * Ng * d) for the matmuls plus O(Nq * Ng * log Ng) for the row sorts and two linear
-passes per score, in one thread per CPU (the kernels release the GIL); memory
+passes per score, in one thread per CPU (BLAS and the kernels release the GIL); memory
 O(chunk_size * Ng + (Nq + Ng) * d + Nq), never Nq * Ng. The kernels compile on their first call
 in a process: about 3 s (class ids) or 1.8 s more (multi-hot) without numba's on-disk cache,
 0.3 s with it (our measurement, benchmarks/README.md).
@@ -203,30 +204,31 @@ def rank_metrics(queries, query_labels, gallery, gallery_labels, plan, chunk_siz
     buffer = np.empty((chunk_size, n_gallery), np.float32)
     if inverse is not None:
         unique_buffer = np.empty((chunk_size, len(unique_rows)), np.float32)
-    # The matmul of a chunk runs in BLAS' threads, which share the gallery's packed panels:
-    # chunks scored in parallel, one BLAS thread each, read the gallery once per thread and
-    # were slower at 40k (our measurement, benchmarks/README.md "Second round").
+    # Each worker scores its share of a chunk's queries in one BLAS thread and ranks it. With
+    # the matmul in BLAS' two threads, OpenBLAS' idle thread spun for about 0.1 s after each
+    # matmul on a core the ranking threads needed; per-worker matmuls (each reads the gallery
+    # once) were about 20% faster at 10k and 40k (our measurement, benchmarks/README.md,
+    # evaluation, "third session").
     workers = min(_WORKERS, chunk_size) if chunk_size * n_gallery > _BLOCK_SCORES else 1
     small_product = chunk_size * len(unique_rows) * queries.shape[1] < _ONE_THREAD_MULTIPLY_ADDS
-    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+
+    def score_and_rank(rows, scores, unique_scores):
+        if inverse is None:
+            np.matmul(queries[rows], unique_rows.T, out=scores)
+        else:
+            np.matmul(queries[rows], unique_rows.T, out=unique_scores)
+            np.take(unique_scores, inverse, axis=1, out=scores)
+        _rank_rows(scores, query_labels[rows], gallery_labels, plan,
+                   {key: array[rows] for key, array in values.items()})
+
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool, \
+            one_blas_thread(workers > 1 or small_product):
         for start in range(0, n_queries, chunk_size):
-            chunk = slice(start, min(start + chunk_size, n_queries))
-            scores = buffer[: chunk.stop - start]
-            if inverse is None:
-                with one_blas_thread(small_product):
-                    np.matmul(queries[chunk], unique_rows.T, out=scores)
-            else:
-                unique_scores = unique_buffer[: chunk.stop - start]
-                with one_blas_thread(small_product):
-                    np.matmul(queries[chunk], unique_rows.T, out=unique_scores)
-                np.take(unique_scores, inverse, axis=1, out=scores)
-            # Each worker ranks a contiguous share of the chunk's rows; numpy's sort and the
-            # kernels release the GIL, so the shares run in parallel.
-            bounds = start + np.linspace(0, len(scores), workers + 1).astype(int)
-            jobs = [
-                (scores[a - start : b - start], query_labels[a:b], gallery_labels, plan,
-                 {key: array[a:b] for key, array in values.items()})
-                for a, b in zip(bounds[:-1], bounds[1:])
-            ]
-            list((pool.map if pool else map)(_rank_rows, *zip(*jobs)))
+            # Contiguous shares of the chunk's rows; BLAS, numpy's sort and the kernels
+            # release the GIL, so the shares run in parallel.
+            bounds = np.linspace(0, min(chunk_size, n_queries - start), workers + 1).astype(int)
+            jobs = [(slice(start + a, start + b), buffer[a:b],
+                     None if inverse is None else unique_buffer[a:b])
+                    for a, b in zip(bounds[:-1], bounds[1:])]
+            list((pool.map if pool else map)(score_and_rank, *zip(*jobs)))
     return {key: float(array.mean()) for key, array in values.items()}
