@@ -16,7 +16,8 @@ on the device, each batch gathered there) instead of numpy arrays.
 Every (round, towers, backend) runs in a fresh process; rounds interleave the backends so a
 change in load hits all of them. Epoch 1 is a warm-up (tracing, compilation); pairs/s is the
 pairs of an epoch over its wall time, best of the timed epochs. The ratio to JAX is taken
-within a round, and the table gives the best round of each row with its ratio in that round.
+within a round, and the table gives the best round of each row with its ratio in that round
+and its first epoch's seconds ("warm-up s": the timed epochs' work plus tracing and compiling).
 
     python benchmarks/training_fit.py                       # both tower sizes, 3 backends
     python benchmarks/training_fit.py --threads 1 --rounds 2 --json fit.json
@@ -123,7 +124,7 @@ def report(records, args):
              "(first is warm-up), best timed epoch"]
     for towers in args.towers:
         lines.append(f"towers {towers} {TOWERS[towers]}:")
-        lines.append("row        | pairs/s  | x JAX (same round) | round | load | compile")
+        lines.append("row        | pairs/s  | x JAX (same round) | round | load | warm-up s | compile")
         for label in records[towers][0]:
             rows = [(r, rec) for r, rec in enumerate(records[towers]) if label in rec]
             good = [(r, rec[label]) for r, rec in rows if "error" not in rec[label]]
@@ -135,7 +136,8 @@ def report(records, args):
             ratio = (best["pairs_per_s"] / jax["pairs_per_s"]
                      if "pairs_per_s" in jax else float("nan"))
             lines.append(f"{label:10} | {best['pairs_per_s']:8.0f} | {ratio:18.2f} | {r:5d} "
-                         f"| {best['load']:4.1f} | jit={best['jit_compile']} "
+                         f"| {best['load']:4.1f} | {best['seconds'][0]:9.1f} "
+                         f"| jit={best['jit_compile']} "
                          f"spe={best['steps_per_execution']} input={best['input']}")
     return lines
 

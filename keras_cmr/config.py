@@ -37,6 +37,10 @@ class TrainingConfig:
       decoupled decay, not an L2 term whose gradient Adam's per-weight scaling would distort),
       with the same learning rate and beta_1 (`optimizer()`).
     - `input_dropout`: dropout rate on each tower's input features (`ProjectionTower`).
+
+    `jit_compile` is `compile`'s: "auto" (Keras' choice: XLA on JAX, a graph without XLA on
+    TensorFlow without a GPU, eager PyTorch), True or False. On the protocol's short fits
+    "auto" is faster; True pays on long ones (benchmarks/README.md, issue 16).
     """
 
     epochs: int = 200
@@ -58,6 +62,7 @@ class TrainingConfig:
     text_preprocessing: list = dataclasses.field(default_factory=list)
     weight_decay: float = 0.0
     input_dropout: float = 0.0
+    jit_compile: object = "auto"
     verbose: int = 1
 
     def __post_init__(self):
@@ -125,6 +130,9 @@ class TrainingConfig:
                     or (upper is not None and value >= upper)):
                 bounds = f"in [0, {upper})" if upper is not None else ">= 0"
                 raise ValueError(f"`{name}` must be a number {bounds}, got {value!r}.")
+        if not (isinstance(self.jit_compile, bool) or self.jit_compile == "auto"):
+            raise ValueError(f'`jit_compile` must be "auto", true or false, got '
+                             f"{self.jit_compile!r}.")
 
     def noise_options(self, seed):
         """`with_label_noise` arguments of a run with `seed` (None without label noise)."""

@@ -84,6 +84,8 @@ def test_noise_comes_before_carving_and_preprocessing_after(rng):
     ("weight_decay", -0.1, r"`weight_decay` must be a number >= 0"),
     ("input_dropout", 1.0, r"`input_dropout` must be a number in \[0, 1.0\)"),
     ("epochs", 0, "`epochs` must be an integer >= 1"),
+    ("jit_compile", 1, '`jit_compile` must be "auto", true or false, got 1'),
+    ("jit_compile", "xla", '`jit_compile` must be "auto", true or false'),
 ])
 def test_config_refuses_bad_settings(field, value, match):
     with pytest.raises(ValueError, match=match):

@@ -57,7 +57,7 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     Inside `sharing_compiled_steps()` (as in `compare`), the model runs the compiled steps of
     an earlier model of the same computation (`keras_cmr.experiment.compiled`).
     """
-    model.compile(optimizer=config.optimizer())
+    model.compile(optimizer=config.optimizer(), jit_compile=config.jit_compile)
     train, val = dataset.train, dataset.val
     evaluation = RetrievalEvaluation(val.image, val.text, val.labels)
     stopping = keras.callbacks.EarlyStopping(monitor="val_avg_map", mode="max",

@@ -64,6 +64,30 @@ def test_grouped_and_compiled_steps_give_the_same_losses(data, options, dropout)
                                    keras.ops.convert_to_numpy(expected), atol=1e-5)
 
 
+def test_the_protocol_compiles_with_the_configs_jit_compile(rng, monkeypatch):
+    from keras_cmr.config import TrainingConfig
+    from keras_cmr.datasets import CrossModalDataset, CrossModalSplit
+    from keras_cmr.experiment import build_model, fit_selected
+
+    # Each backend's value other than its "auto" (JAX: XLA), except PyTorch's True, which
+    # would cost a torch.compile: there the compile arguments show it.
+    jit_compile = BACKEND == "tensorflow"
+    config = TrainingConfig(epochs=1, patience=1, embedding_dim=4, hidden_dims=(8,),
+                            verbose=0, jit_compile=jit_compile)
+    splits = [CrossModalSplit(rng.normal(size=(n, 6)), rng.normal(size=(n, 5)),
+                              np.arange(n) % 2, name=name) for n, name in ((60, "train"),
+                                                                          (20, "test"))]
+    dataset = CrossModalDataset(*splits, num_classes=2).with_validation(0.2, seed=0)
+    model = build_model("contrastive", 2, config)
+    compiled_with = []
+    monkeypatch.setattr(model, "compile", lambda **kwargs: (
+        compiled_with.append(kwargs), type(model).compile(model, **kwargs))[1])
+    fit_selected(model, dataset, config, check_collapse=False)  # random data: near chance
+    assert compiled_with[0]["jit_compile"] is jit_compile
+    assert model.jit_compile is jit_compile
+    assert model.get_compile_config()["jit_compile"] == "auto"  # a saved file stays neutral
+
+
 def test_callbacks_on_single_batches_see_every_batch(data):
     class Batches(keras.callbacks.Callback):
         seen = []
