@@ -110,14 +110,17 @@ def host_search(queries, k, gallery_chunks, progress=None):
     blocks = [HostTopK(queries[start:start + size], k)
               for start in range(0, len(queries), size)]
     groups = [blocks[worker::workers] for worker in range(workers)]
+    # One score buffer per worker for the whole search (pages are touched only as used).
+    buffers = [np.empty(len(group[0].queries) * HOST_GALLERY_ROWS, np.float32)
+               for group in groups]
     with (ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext()) as pool, \
             one_blas_thread(workers > 1):
         for first, rows in gallery_chunks:
             if pool is None:
-                _fold_in(blocks, first, rows)
+                _fold_in(blocks, first, rows, buffers[0])
             else:  # the matmul and the compiled pass release the GIL
                 list(pool.map(_fold_in, groups, itertools.repeat(first),
-                              itertools.repeat(rows)))
+                              itertools.repeat(rows), buffers))
             if progress is not None:
                 progress.add(1)
     results = [block.result() for block in blocks]
@@ -125,10 +128,9 @@ def host_search(queries, k, gallery_chunks, progress=None):
             np.concatenate([positions for _, positions in results]))
 
 
-def _fold_in(blocks, first, rows):
-    """Adds gallery `rows` (first position `first`) to each block, HOST_GALLERY_ROWS at a time."""
-    buffer = np.empty(max(len(block.queries) for block in blocks)
-                      * min(HOST_GALLERY_ROWS, len(rows)), np.float32)
+def _fold_in(blocks, first, rows, buffer):
+    """Adds gallery `rows` (first position `first`) to each block, HOST_GALLERY_ROWS at a time,
+    scoring into `buffer` (see `HostTopK.add_chunk`)."""
     for start in range(0, len(rows), HOST_GALLERY_ROWS):
         chunk = rows[start:start + HOST_GALLERY_ROWS]
         for block in blocks:

@@ -80,8 +80,12 @@ def test_the_protocol_compiles_with_the_configs_jit_compile(rng, monkeypatch):
     dataset = CrossModalDataset(*splits, num_classes=2).with_validation(0.2, seed=0)
     model = build_model("contrastive", 2, config)
     compiled_with = []
-    monkeypatch.setattr(model, "compile", lambda **kwargs: (
-        compiled_with.append(kwargs), type(model).compile(model, **kwargs))[1])
+
+    def recording_compile(**kwargs):
+        compiled_with.append(kwargs)
+        return type(model).compile(model, **kwargs)
+
+    monkeypatch.setattr(model, "compile", recording_compile)
     fit_selected(model, dataset, config, check_collapse=False)  # random data: near chance
     assert compiled_with[0]["jit_compile"] is jit_compile
     assert model.jit_compile is jit_compile
