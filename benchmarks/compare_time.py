@@ -29,7 +29,7 @@ splits the wall time:
                      the callbacks' construction, fit's data adapter and first-call setup.
   fit loop, other    the rest of on_train_begin .. on_train_end: epoch hooks, batching,
                      early stopping's weight restore.
-  test evaluation    `keras_cmr.experiment.measure_test_split` (embed the test split, mAP@all,
+  test evaluation    `keras_cmr.experiment.run.measure_test_split` (embed the test split, mAP@all,
                      precision-recall curves).
   seeding            `keras.utils.set_random_seed` (each method's run): its first call imports
                      TensorFlow when it is installed (Keras seeds tf.random too), on any backend.
@@ -37,7 +37,7 @@ splits the wall time:
 
 It times by wrapping `build_model`, `fit_selected` and `RetrievalEvaluation` in
 `keras_cmr.experiment.protocol` (the out-of-fold sources train through them too),
-`measure_test_split` in `keras_cmr.experiment` and `keras.utils.set_random_seed` for the run
+`measure_test_split` in `keras_cmr.experiment.run` and `keras.utils.set_random_seed` for the run
 (instrumentation only: the calls, arguments and results are unchanged). The machine it was
 written on is shared, so the shares are what to read, not the seconds.
 """
@@ -55,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from keras_cmr import experiment  # noqa: E402
-from keras_cmr.experiment import protocol  # noqa: E402
+from keras_cmr.experiment import protocol, run  # noqa: E402
 from keras_cmr.datasets import load_dataset  # noqa: E402
 
 ROWS = ("training steps", "first-step tracing", "partial-batch retrace", "validation",
@@ -113,7 +113,7 @@ def instrument(clock):
     """Wraps keras_cmr.experiment's stage functions to time them; returns an undo function."""
     saved = {name: getattr(protocol, name) for name in
              ("build_model", "fit_selected", "RetrievalEvaluation")}
-    saved_measure = experiment.measure_test_split
+    saved_measure = run.measure_test_split
     validation_seconds = [0.0]
 
     def timed(row, function):
@@ -131,12 +131,13 @@ def instrument(clock):
             super().on_epoch_end(epoch, logs)
             validation_seconds[0] += time.perf_counter() - start
 
-    def fit_selected(model, dataset, config, callbacks=(), source=None, check_collapse=True):
+    def fit_selected(model, dataset, config, callbacks=(), source=None, check_collapse=True,
+                     **options):
         start = time.perf_counter()
         validation_before = validation_seconds[0]
         result = saved["fit_selected"](model, dataset, config,
                                        (*callbacks, BatchTimer(clock)), source,
-                                       check_collapse)
+                                       check_collapse, **options)
         fit = clock.fits[-1]
         partial_last = dataset.train.num_pairs % config.batch_size != 0
         first_step, retrace, batches = split_fit(fit, partial_last)
@@ -150,7 +151,7 @@ def instrument(clock):
         return result
 
     protocol.build_model = timed("model building", saved["build_model"])
-    experiment.measure_test_split = timed("test evaluation", saved_measure)
+    run.measure_test_split = timed("test evaluation", saved_measure)
     protocol.fit_selected = fit_selected
     protocol.RetrievalEvaluation = TimedRetrievalEvaluation
     set_random_seed = keras.utils.set_random_seed
@@ -159,7 +160,7 @@ def instrument(clock):
     def undo():
         for name, value in saved.items():
             setattr(protocol, name, value)
-        experiment.measure_test_split = saved_measure
+        run.measure_test_split = saved_measure
         keras.utils.set_random_seed = set_random_seed
     return undo
 

@@ -53,13 +53,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import (METHODS, TrainingConfig, compare, format_table,
+    from keras_cmr import methods
+    from keras_cmr.experiment import (TrainingConfig, compare, format_table,
                                       summarize)
 
-    unknown = [name for name in args.methods if name not in METHODS]
+    unknown = [name for name in args.methods if name not in methods.available()]
     if unknown:
         print(f"compare_methods.py: error: unknown method(s) {unknown}; choose from "
-              f"{list(METHODS)}", file=sys.stderr)
+              f"{methods.available()}", file=sys.stderr)
         return 2
     config = TrainingConfig(epochs=args.epochs, patience=args.patience,
                             embedding_dim=args.embedding_dim, batch_size=args.batch_size,

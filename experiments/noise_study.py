@@ -37,13 +37,15 @@ def save_runs(path, runs, meta):
 
 def run_study(args):
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import TRANSFER_METHODS, TrainingConfig, out_of_fold_source
+    from keras_cmr import methods as registry
+    from keras_cmr.experiment import TrainingConfig, out_of_fold_source
 
     experiment = read_json_object(args.config, "--config")
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
     config = TrainingConfig(**{**fields, "verbose": 0})
     base = load_dataset(experiment["data"])
     methods = args.methods.split(",")
+    transfer = {name for name in methods if registry.get(name).needs_source}
     runs = load_runs(args.json)
     done = {(r["label_noise"]["rate"], r["seed"], r["method"]) for r in runs}
     meta = {"config": fields, "data": experiment["data"], "methods": methods,
@@ -55,13 +57,13 @@ def run_study(args):
                 continue
             dataset = base.with_label_noise(rate, seed=seed, kind=args.kind) if rate else base
             source = None
-            if any(m in TRANSFER_METHODS for m in todo) and config.source_folds > 1:
+            if any(m in transfer for m in todo) and config.source_folds > 1:
                 source = out_of_fold_source(
                     dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
             for method in todo:
                 model, result = attempt(method, dataset, config, seed,
-                                        source if method in TRANSFER_METHODS else None)
-                if model is not None and method in TRANSFER_METHODS and source is None:
+                                        source if method in transfer else None)
+                if model is not None and method in transfer and source is None:
                     source = model.source
                 result["label_noise"] = {"rate": rate, "kind": args.kind}
                 runs.append(result)

@@ -6,26 +6,25 @@ import numpy as np
 from keras_cmr.datasets import load_digits_two_view
 from keras_cmr.evaluation import evaluate_retrieval
 from keras_cmr.evaluation.embedding import embed_pairs
-from keras_cmr.experiment import (TrainingConfig, compiled, run_with_source,
-                                  sharing_compiled_steps)
+from keras_cmr.experiment import CompiledSteps, TrainingConfig, compiled, run_with_source
 
 # One source: met trains its source_pcl model, then a model holding that (frozen) source,
 # whose weights differ from seed to seed and must not be the lender's.
 FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
 
 
-def _run(data, seed):
+def _run(data, seed, steps=None):
     """(model, result) of met with its source."""
-    model, result, _ = run_with_source("met", data, FAST, seed=seed)
+    model, result, _ = run_with_source("met", data, FAST, seed=seed, steps=steps)
     return model, result
 
 
 def test_shared_steps_give_the_figures_of_separate_runs():
     data = load_digits_two_view()
-    with sharing_compiled_steps():
-        lender = _run(data, seed=0)[0]
-        borrower, together = _run(data, seed=1)
-    alone_model, alone = _run(data, seed=1)  # outside the scope: its own steps
+    steps = CompiledSteps()
+    lender = _run(data, seed=0, steps=steps)[0]
+    borrower, together = _run(data, seed=1, steps=steps)
+    alone_model, alone = _run(data, seed=1)  # without shared steps: its own
     # Seed 1's source and met ran seed 0's compiled steps (on JAX).
     assert alone["test"] == together["test"]
     assert alone["history"] == together["history"]
@@ -56,7 +55,7 @@ def test_embedding_by_batches_matches_predict_and_a_small_product_is_exact():
 def test_a_model_above_the_size_limit_lends_nothing(monkeypatch):
     monkeypatch.setattr(compiled, "MAX_LENDER_BYTES", 0)
     data = load_digits_two_view()
-    with sharing_compiled_steps():
-        first = run_with_source("contrastive", data, FAST, seed=0)[0]
-        second = run_with_source("contrastive", data, FAST, seed=1)[0]
+    steps = CompiledSteps()
+    first = run_with_source("contrastive", data, FAST, seed=0, steps=steps)[0]
+    second = run_with_source("contrastive", data, FAST, seed=1, steps=steps)[0]
     assert second.train_function is not first.train_function

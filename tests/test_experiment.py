@@ -9,7 +9,8 @@ import math
 
 from keras_cmr import experiment
 from keras_cmr.datasets import load_digits_two_view, stratified_folds
-from keras_cmr.experiment import (METHODS, TrainingConfig, build_model, format_table,
+from keras_cmr import methods
+from keras_cmr.experiment import (TrainingConfig, build_model, format_table,
                                   out_of_fold_source, run_method, summarize)
 
 FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=16, hidden_dims=(16,), verbose=0,
@@ -38,7 +39,7 @@ def test_the_same_seed_gives_the_same_figures_twice():
 
 
 def test_every_method_builds_and_transfer_needs_a_source():
-    for method in METHODS:
+    for method in methods.available():
         if method in ("met", "kim"):
             with pytest.raises(ValueError, match="trained source"):
                 build_model(method, 10, FAST)
@@ -117,7 +118,7 @@ def test_transfer_from_out_of_fold_sources_once_per_seed(monkeypatch):
         calls.append(args[2] if len(args) > 2 else kwargs.get("seed"))
         return out_of_fold_source(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "out_of_fold_source", counted)
+    monkeypatch.setattr(experiment.run, "out_of_fold_source", counted)
     results = experiment.compare(["met", "kim"], data, config, seeds=1, log=None)
     assert calls == [0]
     for result in results:

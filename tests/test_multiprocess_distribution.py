@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+import types
 
 import keras
 import numpy as np
@@ -185,22 +186,24 @@ def test_multiprocess_launcher_sets_the_job_and_stops_it_on_failure(tmp_path):
 def test_multiprocess_shares_are_the_one_process_runs_global_batches():
     # 23 pairs, global batches of 6: 3 full batches and a last one of 5, split 2 / 2 between
     # 2 processes (its 5th pair left out: each process feeds as many).
-    from keras_cmr.experiment.resume import EpochBatches
+    from keras_cmr.datasets import EpochOrder, RowBatches
 
     rng = np.random.default_rng(0)
     inputs = {"image": rng.normal(size=(23, 3)), "text": rng.normal(size=(23, 2))}
     labels = np.arange(23)
-    one = EpochBatches(inputs, labels, 6, seed=4)
-    shares = [distribution.ProcessEpochBatches(inputs, labels, 6, seed=4, num_processes=2,
-                                               index=p) for p in range(2)]
-    alone = distribution.ProcessEpochBatches(inputs, labels, 6, seed=4, num_processes=1,
-                                             index=0)
+    one = RowBatches(inputs, labels, EpochOrder(23, 6, seed=4))
+    shares = [RowBatches(inputs, labels, EpochOrder(23, 6, seed=4, num_processes=2,
+                                                    process_index=p)) for p in range(2)]
+    alone = RowBatches(inputs, labels, EpochOrder(23, 6, seed=4, num_processes=1))
     assert len(one) == len(alone) == len(shares[0]) == 4
     for epoch in (1, 2):
         for batches in (one, alone, *shares):
             batches.epoch = epoch  # as ReproducibleEpochs sets it
         for index in range(4):
             x, y = one[index]
+            # Each epoch's order is the seeded permutation, cut into batches of 6.
+            permutation = np.random.default_rng([4, epoch]).permutation(23)
+            np.testing.assert_array_equal(y, permutation[index * 6:(index + 1) * 6])
             np.testing.assert_array_equal(alone[index][1], y)
             np.testing.assert_array_equal(alone[index][0]["text"], x["text"])
             halves = [share[index] for share in shares]
@@ -209,25 +212,26 @@ def test_multiprocess_shares_are_the_one_process_runs_global_batches():
             np.testing.assert_array_equal(np.concatenate([h[0]["image"] for h in halves]),
                                           inputs["image"][joined])
     # Another epoch, another order; a pair left out of one epoch's last batch is not of all.
-    assert not np.array_equal(one[0][1], EpochBatches(inputs, labels, 6, seed=4)[0][1])
+    fresh = RowBatches(inputs, labels, EpochOrder(23, 6, seed=4))
+    assert not np.array_equal(one[0][1], fresh[0][1])
     with pytest.raises(ValueError, match=r"global batch size \(5\) must divide by the number "
                                          r"of processes \(2\)"):
-        distribution.ProcessEpochBatches(inputs, labels, 5, seed=0, num_processes=2, index=0)
+        EpochOrder(23, 5, seed=0, num_processes=2, process_index=0)
     # A last batch smaller than the process count is left out whole.
-    assert len(distribution.ProcessEpochBatches(inputs, labels, 22, 0, num_processes=2,
-                                                index=1)) == 1
+    assert len(EpochOrder(23, 22, 0, num_processes=2, process_index=1)) == 1
 
 
-def test_multiprocess_shared_epochs_feed_fit_selected_the_shares(monkeypatch):
+def test_multiprocess_seeded_epochs_feed_fit_selected_the_shares(monkeypatch):
     # keras-cmr train with 2 processes: process 1 fits on its share of the one-process
-    # batches (SharedEpochs), and every epoch reseeds like a one-process run.
+    # batches (SeededEpochs), and every epoch reseeds like a one-process run.
+    from keras_cmr.callbacks import ReproducibleEpochs
     from keras_cmr.config import TrainingConfig
-    from keras_cmr.datasets import load_digits_two_view
+    from keras_cmr.datasets import EpochOrder, RowBatches, load_digits_two_view
+    from keras_cmr.experiment import SeededEpochs
     from keras_cmr.experiment.protocol import fit_selected
 
-    monkeypatch.setattr(distribution.processes, "process_count", lambda: 2)
-    monkeypatch.setattr(distribution.processes, "process_index", lambda: 1)
     monkeypatch.setattr(distribution, "process_count", lambda: 2)
+    monkeypatch.setattr(distribution, "process_index", lambda: 1)
     data = load_digits_two_view().with_validation(0.1, seed=0)
     fitted = {}
 
@@ -239,15 +243,15 @@ def test_multiprocess_shared_epochs_feed_fit_selected_the_shares(monkeypatch):
 
         def fit(self, **kwargs):
             fitted.update(kwargs)
-            return None
+            return types.SimpleNamespace(history={"val_avg_map": [0.5], "loss": [2.0]})
 
-    shared = distribution.SharedEpochs(seed=3)
-    shared.on_epoch_end(0, {"val_avg_map": 0.5, "loss": 2.0})  # what fit's epoch reports
     history = fit_selected(Recording(), data, TrainingConfig(batch_size=100),
-                           callbacks=[shared])
+                           plan=SeededEpochs(seed=3))
     assert history == {"val_avg_map": [0.5], "loss": [2.0]}
     batches = fitted["x"]
-    assert isinstance(batches, distribution.ProcessEpochBatches) and "y" not in fitted
-    assert (batches.batch_size, batches.index, batches.seed) == (100, 1, 3)
+    assert isinstance(batches, RowBatches) and "y" not in fitted
+    assert batches.order == EpochOrder(len(data.train.labels), 100, 3, num_processes=2,
+                                       process_index=1)
     assert len(batches.labels) == len(data.train.labels)  # every pair, not a shard
-    assert shared in fitted["callbacks"]
+    reseeding = [c for c in fitted["callbacks"] if isinstance(c, ReproducibleEpochs)]
+    assert len(reseeding) == 1 and reseeding[0].data is batches and reseeding[0].seed == 3

@@ -1,6 +1,6 @@
 """`keras-cmr train`: train one method, save the `.keras` files and a JSON of the figures.
 
-Every epoch is backed up in OUTPUT/backup (`keras_cmr.experiment.resume.ResumableStages`), so
+Every epoch is backed up in OUTPUT/backup (`keras_cmr.experiment.SeededEpochs`), so
 `keras-cmr train --resume` with the same options continues a killed run to the result of an
 uninterrupted one; the backup is removed when the run has finished.
 """
@@ -41,9 +41,8 @@ def add_parser(commands):
 def run(args):
     from keras_cmr import distribution
     from keras_cmr.datasets import load_dataset
-    from keras_cmr.experiment import (format_table, measure_test_split, run_with_source,
-                                      summarize)
-    from keras_cmr.experiment.resume import ResumableStages
+    from keras_cmr.experiment import (SeededEpochs, format_table, measure_test_split,
+                                      run_with_source, summarize)
     from keras_cmr.failures import TrainingFailure
 
     start = time.perf_counter()
@@ -61,11 +60,10 @@ def run(args):
     if args.resume and not resumable:
         raise ValueError("--resume works in a one-process run only.")
     # Several processes feed their shares of the one-process run's batches: the same training.
-    callbacks = [ResumableStages(backup, args.seed) if resumable else
-                 distribution.SharedEpochs(args.seed)]
+    plan = SeededEpochs(args.seed, backup=backup if resumable else None)
     try:
         model, result, source = run_with_source(args.method, dataset, config, seed=args.seed,
-                                                callbacks=callbacks)
+                                                plan=plan)
     except TrainingFailure:
         # Resuming a diverged or collapsed run would fail again: leave nothing behind.
         shutil.rmtree(backup, ignore_errors=True)

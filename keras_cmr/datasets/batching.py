@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_cmr.datasets.order import EpochOrder
 from keras_cmr.datasets.splits import stratum_labels
 from keras_cmr.utils.checks import check_positive_int, check_seed
 
@@ -113,7 +114,7 @@ class PairBatches(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.drop_remainder = bool(drop_remainder)
         self.epoch = 0
-        self._cached_plan = (None, None)  # (epoch, list of index arrays)
+        self._cached_plan = (None, None)  # class-balanced mode: (epoch, list of index arrays)
 
         if (classes_per_batch is None) != (pairs_per_class is None):
             raise ValueError(
@@ -140,6 +141,8 @@ class PairBatches(keras.utils.PyDataset):
                 )
         else:
             self.batch_size = check_batch_size(batch_size, self.num_pairs, self.drop_remainder)
+            self.order = EpochOrder(self.num_pairs, self.batch_size, self.seed, self.shuffle,
+                                    self.drop_remainder)
 
     @classmethod
     def from_split(cls, split, **kwargs):
@@ -149,34 +152,30 @@ class PairBatches(keras.utils.PyDataset):
     def __len__(self):
         if self.balanced:
             return max(1, self.num_pairs // self.batch_size)
-        if self.drop_remainder:
-            return self.num_pairs // self.batch_size
-        return -(-self.num_pairs // self.batch_size)
+        return len(self.order)
 
     def __getitem__(self, index):
-        plan = self._plan()
-        if not -len(plan) <= index < len(plan):
-            raise IndexError(f"batch {index} out of range for {len(plan)} batches")
-        rows = plan[index]
+        if not self.balanced:
+            rows = self.order.rows(self.epoch, index)
+        else:
+            plan = self._balanced_plan()
+            if not -len(plan) <= index < len(plan):
+                raise IndexError(f"batch {index} out of range for {len(plan)} batches")
+            rows = plan[index]
         return {"image": self.image[rows], "text": self.text[rows]}, self.labels[rows]
 
     def on_epoch_end(self):
         self.epoch += 1
 
-    def _plan(self):
-        """The row indices of every batch of the current epoch (computed once per epoch)."""
+    def _balanced_plan(self):
+        """The class-balanced batches of the current epoch (drawn once per epoch)."""
         epoch, plan = self._cached_plan
         if epoch != self.epoch:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            plan = self._balanced_plan(rng) if self.balanced else self._plain_plan(rng)
+            plan = self._draw_balanced(np.random.default_rng([self.seed, self.epoch]))
             self._cached_plan = (self.epoch, plan)
         return plan
 
-    def _plain_plan(self, rng):
-        order = rng.permutation(self.num_pairs) if self.shuffle else np.arange(self.num_pairs)
-        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
-
-    def _balanced_plan(self, rng):
+    def _draw_balanced(self, rng):
         k = self.pairs_per_class
         queues = [rng.permutation(members) for members in self._class_members]
         positions = [0] * len(queues)
@@ -197,3 +196,35 @@ class PairBatches(keras.utils.PyDataset):
                 positions[c] += k
             plan.append(np.concatenate(rows))
         return plan
+
+
+class RowBatches(keras.utils.PyDataset):
+    """Batches `(inputs[rows], labels[rows])` of named arrays, the rows from an `EpochOrder`.
+
+    `epoch` is the epoch whose order is served; `on_epoch_end` moves to the next (`fit` calls
+    it once before the first epoch, so `fit` starts at epoch 1, as `PairBatches`), and
+    `keras_cmr.callbacks.ReproducibleEpochs` may set it.
+
+    Args:
+        inputs: dict of arrays with one row per pair (all of them, in every process).
+        labels: array of the pairs' labels.
+        order: the `EpochOrder` over these rows.
+    """
+
+    def __init__(self, inputs, labels, order):
+        super().__init__()
+        if order.num_pairs != len(labels):
+            raise ValueError(f"the order is over {order.num_pairs} rows but there are "
+                             f"{len(labels)} labels")
+        self.inputs, self.labels, self.order = inputs, labels, order
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, index):
+        rows = self.order.rows(self.epoch, index)
+        return {key: value[rows] for key, value in self.inputs.items()}, self.labels[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1

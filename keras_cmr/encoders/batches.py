@@ -5,6 +5,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_cmr.datasets.order import EpochOrder
 from keras_cmr.utils.checks import check_seed
 
 
@@ -18,7 +19,7 @@ class RawPairBatches(keras.utils.PyDataset):
     raw uint8 images stay in memory. `model.fit(RawPairBatches(...))` then trains a
     `SourceModel` or `TransferModel` whose encoder holds these towers, on every backend.
 
-    The order of epoch e is drawn from `np.random.default_rng([seed, e])` (as `PairBatches`):
+    The order of epoch e is the `keras_cmr.datasets.EpochOrder` of the seed (as `PairBatches`):
     the same on every backend and run.
 
     Example:
@@ -79,25 +80,17 @@ class RawPairBatches(keras.utils.PyDataset):
             raise ValueError(f"{self.num_pairs} pairs in batches of {self.batch_size} leave a "
                              "last batch of a single pair; set drop_remainder=True or change "
                              "batch_size")
+        self.order = EpochOrder(self.num_pairs, self.batch_size, self.seed, self.shuffle,
+                                self.drop_remainder)
         self.epoch = 0
-        self._cached_order = (None, None)
 
     def __len__(self):
-        batches, rest = divmod(self.num_pairs, self.batch_size)
-        return batches + (1 if rest and not self.drop_remainder else 0)
-
-    def _order(self):
-        if not self.shuffle:
-            return np.arange(self.num_pairs)
-        if self._cached_order[0] != self.epoch:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_pairs)
-            self._cached_order = (self.epoch, order)
-        return self._cached_order[1]
+        return len(self.order)
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range: {len(self)} batches")
-        rows = self._order()[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.order.rows(self.epoch, index)
         x = {"image": self.image_tower.preprocess(self.images[rows]),
              "text": self.token_ids[rows]}
         return x, self.labels[rows]

@@ -10,14 +10,13 @@ same variables in the same order) can run the earlier model's jitted steps on it
 the same compiled program on the same inputs, hence the same numbers, and already compiled for
 the shapes the earlier fits saw.
 
-`sharing_compiled_steps()` turns this on for the calls to `fit_selected` inside it (`compare`
-uses it); elsewhere nothing changes. TensorFlow's steps capture their model's variables and
-PyTorch's run eagerly, so there it does nothing. A lender stays in memory for the scope (its
-steps hold it), so models whose variables exceed `MAX_LENDER_BYTES` (large pretrained
-towers, whose compilation is small next to their training) do not lend.
+A `CompiledSteps` holds the lenders; `compare` makes one and hands it to every fit it runs.
+TensorFlow's steps capture their model's variables and PyTorch's run eagerly, so there it
+does nothing. A lender stays in memory as long as the `CompiledSteps` (its steps hold it), so
+models whose variables exceed `MAX_LENDER_BYTES` (large pretrained towers, whose compilation
+is small next to their training) do not lend.
 """
 
-import contextlib
 import json
 
 import keras
@@ -26,40 +25,35 @@ import numpy as np
 from keras_cmr import distribution
 
 MAX_LENDER_BYTES = 2**28
-_active = None
 _TOO_LARGE = "too large"  # the key's models compile their own steps
 
 
-@contextlib.contextmanager
-def sharing_compiled_steps():
-    """Within it, `fit_selected` lends each model the compiled steps of an earlier, same one."""
-    global _active
-    outer, _active = _active, ({} if keras.backend.backend() == "jax" else None)
-    try:
-        yield
-    finally:
-        _active = outer
+class CompiledSteps:
+    """The compiled steps that the fits given it lend to each other (on JAX; elsewhere
+    `lend` does nothing)."""
 
+    def __init__(self):
+        self.lenders = {} if keras.backend.backend() == "jax" else None
 
-def lend_compiled_steps(model, config):
-    """Before `model.fit` (after `compile`): gives `model` the train and predict functions of
-    an earlier model of the same computation, or keeps `model` as the lender of the next ones.
-    Returns a callback for `fit` that checks, once `fit` has built the model, that its
-    variables match the lender's (else it compiles its own), and lets a lender above
-    `MAX_LENDER_BYTES` go; None when sharing is off or does not apply."""
-    if (_active is None or not isinstance(model, keras.Model)
-            or distribution.process_count() > 1 or keras.distribution.distribution()):
-        return None
-    key = _computation_key(model, config)
-    lender = _active.get(key)
-    if lender is _TOO_LARGE:
-        return None
-    if lender is None or lender.train_function is None:
-        _active[key] = model  # it compiles its own steps, to lend to the next ones
-        return _Sharing(key)
-    model.train_function = lender.train_function
-    model.predict_function = lender.predict_function
-    return _Sharing(key, lender)
+    def lend(self, model, config):
+        """Before `model.fit` (after `compile`): gives `model` the train and predict functions
+        of an earlier model of the same computation, or keeps `model` as the lender of the
+        next ones. Returns a callback for `fit` that checks, once `fit` has built the model,
+        that its variables match the lender's (else it compiles its own), and lets a lender
+        above `MAX_LENDER_BYTES` go; None when sharing does not apply."""
+        if (self.lenders is None or not isinstance(model, keras.Model)
+                or distribution.process_count() > 1 or keras.distribution.distribution()):
+            return None
+        key = _computation_key(model, config)
+        lender = self.lenders.get(key)
+        if lender is _TOO_LARGE:
+            return None
+        if lender is None or lender.train_function is None:
+            self.lenders[key] = model  # it compiles its own steps, to lend to the next ones
+            return _Sharing(self.lenders, key)
+        model.train_function = lender.train_function
+        model.predict_function = lender.predict_function
+        return _Sharing(self.lenders, key, lender)
 
 
 def _computation_key(model, config):
@@ -86,10 +80,9 @@ class _Sharing(keras.callbacks.Callback):
     configuration, other shapes, e.g. inputs of another width) compiles its own steps; at the
     end, a lender above `MAX_LENDER_BYTES` is let go."""
 
-    def __init__(self, key, lender=None):
+    def __init__(self, lenders, key, lender=None):
         super().__init__()
-        self.key = key
-        self.lender = lender
+        self.lenders, self.key, self.lender = lenders, key, lender
 
     def on_train_begin(self, logs=None):
         if (self.lender is not None
@@ -100,5 +93,5 @@ class _Sharing(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         size = sum(np.prod(variable.shape) * np.dtype(variable.dtype).itemsize
                    for variable in self.model.variables)
-        if self.lender is None and size > MAX_LENDER_BYTES and _active is not None:
-            _active[self.key] = _TOO_LARGE
+        if self.lender is None and size > MAX_LENDER_BYTES:
+            self.lenders[self.key] = _TOO_LARGE

@@ -2,7 +2,6 @@
 
 import time
 
-import keras
 import numpy as np
 
 from keras_cmr.datasets import stratified_folds
@@ -10,7 +9,7 @@ from keras_cmr.experiment.protocol import train_selected, with_train
 from keras_cmr.experiment.sources import OutOfFoldSource
 
 
-def out_of_fold_source(dataset, config, seed=0, callbacks=()):
+def out_of_fold_source(dataset, config, seed=0, callbacks=(), *, plan=None, steps=None):
     """Cross-fitted source embeddings of `dataset.train` (validation split already carved).
 
     A class-wise source on every training pair embeds, in training, pairs it has fitted: on a
@@ -18,7 +17,8 @@ def out_of_fold_source(dataset, config, seed=0, callbacks=()):
     training pairs are split into `config.source_folds` class-stratified folds
     (`stratified_folds`, seeded by `seed`); the k-th `config.source_method` model trains on
     every pair outside fold k (early stopping on the shared validation split) and embeds
-    fold k. The test split is not read.
+    fold k. The test split is not read. Each fold is a stage of `train_selected` seeded
+    with `seed`, fitted with `callbacks`, `plan` and `steps` (as `fit_selected`).
 
     Returns:
         An `OutOfFoldSource`, to pass as `source` to `run_method` or `build_model`.
@@ -29,7 +29,6 @@ def out_of_fold_source(dataset, config, seed=0, callbacks=()):
     if dataset.val is None:
         raise ValueError("carve the validation split first (dataset.with_validation): the "
                          "fold sources stop early on it.")
-    keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     train = dataset.train
     fold_ids = stratified_folds(train.labels, config.source_folds, seed=seed)
@@ -43,7 +42,8 @@ def out_of_fold_source(dataset, config, seed=0, callbacks=()):
                   f"{inside.size} pairs, embeds {held_out.size}", flush=True)
         model, history = train_selected(config.source_method,
                                         with_train(dataset, train.take(inside)), config,
-                                        callbacks, check_collapse=False)
+                                        callbacks, check_collapse=False, seed=seed, plan=plan,
+                                        steps=steps)
         embedded_image = model.encode_image(train.image[held_out])
         embedded_text = model.encode_text(train.text[held_out])
         if image is None:

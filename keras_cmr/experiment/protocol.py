@@ -4,7 +4,8 @@ stopping on `val_avg_map` (the best epoch restored), measure the test split once
 A run whose loss becomes NaN or infinite, or whose selected weights rank no better than
 chance, raises `keras_cmr.failures.TrainingFailure` (`keras_cmr.callbacks`). With several JAX
 processes (`keras_cmr.distribution`), each stage is built and fitted inside `data_parallel()`,
-every process feeding its own rows of each global batch of `config.batch_size` pairs.
+every process feeding its own rows of each global batch of `config.batch_size` pairs (as the
+run's `EpochPlan` says).
 """
 
 import contextlib
@@ -15,8 +16,7 @@ from keras_cmr import distribution, methods
 from keras_cmr.callbacks import StopOnCollapse, StopOnNonFiniteLoss
 from keras_cmr.datasets import CrossModalDataset
 from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
-from keras_cmr.experiment.compiled import lend_compiled_steps
-from keras_cmr.experiment.resume import ResumableStages
+from keras_cmr.experiment.epochs import ShuffledEpochs
 from keras_cmr.experiment.sources import as_source
 from keras_cmr.models import CrossModalEncoder
 
@@ -42,7 +42,8 @@ def build_model(method, num_classes, config, source=None):
                        source)
 
 
-def fit_selected(model, dataset, config, callbacks=(), source=None, check_collapse=True):
+def fit_selected(model, dataset, config, callbacks=(), source=None, check_collapse=True, *,
+                 plan=None, steps=None):
     """Fits with validation early stopping on `val_avg_map`; restores the best epoch.
 
     `source`: a source whose `inputs()` (out-of-fold embeddings) go with the training pairs.
@@ -52,11 +53,11 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     The out-of-fold fold sources pass `check_collapse=False`: a fold source is an
     intermediate whose few epochs may legitimately rank near chance (our measurement: 2-epoch
     fold sources on the digits score exactly chance), and the model built on it is checked.
-    With a `ResumableStages` among `callbacks`, the stage is backed up and resumed by it; with
-    a `distribution.SharedEpochs`, each process feeds its share of a one-process run's batches.
-    Inside `sharing_compiled_steps()` (as in `compare`), the model runs the compiled steps of
-    an earlier model of the same computation (`keras_cmr.experiment.compiled`).
+    `plan`: the run's `EpochPlan` (default `ShuffledEpochs()`), which gives the stage its
+    batches, their callbacks and its history. `steps`: a `CompiledSteps` whose earlier models
+    of the same computation lend this one their compiled steps (as `compare` does), or None.
     """
+    plan = ShuffledEpochs() if plan is None else plan
     model.compile(optimizer=config.optimizer(), jit_compile=config.jit_compile)
     train, val = dataset.train, dataset.val
     evaluation = RetrievalEvaluation(val.image, val.text, val.labels)
@@ -69,30 +70,15 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     inputs = {"image": train.image, "text": train.text}
     if source is not None:
         inputs.update(as_source(source).inputs())
-    labels, batch_size = train.labels, config.batch_size
-    # Epochs drawn from the seed: backed up (ResumableStages), or a one-process run's shared
-    # out among the processes of a job (distribution.SharedEpochs).
-    resumable = next((callback for callback in callbacks if isinstance(
-        callback, (ResumableStages, distribution.SharedEpochs))), None)
-    if resumable is None and distribution.process_count() > 1:
-        rows = distribution.process_rows(len(labels), batch_size)
-        inputs = {key: value[rows] for key, value in inputs.items()}
-        labels, batch_size = labels[rows], batch_size // distribution.process_count()
-    data = {"x": inputs, "y": labels, "batch_size": batch_size, "shuffle": True}
-    if resumable is not None:
-        resumable.track(stopping)
-        data = {"x": resumable.batches(inputs, labels, batch_size)}
-        if not model.built:
-            # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
-            model(data["x"][0][0])
-    lent = lend_compiled_steps(model, config)
+    feed = plan.stage(model, inputs, train.labels, config.batch_size, stopping)
+    lent = None if steps is None else steps.lend(model, config)
     history = model.fit(
-        **data, epochs=config.epochs,
+        **feed.data, epochs=config.epochs,
         callbacks=[*([lent] if lent else []), StopOnNonFiniteLoss(), evaluation, stopping,
-                   *checks, *callbacks],
+                   *checks, *feed.callbacks, *callbacks],
         verbose=config.verbose,
     )
-    return history.history if resumable is None else resumable.history()
+    return feed.history(history.history)
 
 
 def stage_scope():
@@ -102,19 +88,26 @@ def stage_scope():
     return contextlib.nullcontext()
 
 
-def train_selected(method, dataset, config, callbacks=(), source=None, check_collapse=True):
-    """Builds and fits `method` (its own `fit`, else `fit_selected` with `check_collapse`),
+def train_selected(method, dataset, config, callbacks=(), source=None, check_collapse=True, *,
+                   seed, plan=None, steps=None):
+    """One training stage: seeds every random generator with `seed`, then builds and fits
+    `method` (its own `fit`, else `fit_selected` with `check_collapse`, `plan` and `steps`)
     inside `stage_scope()`.
+
+    Every stage of a run (its source, each out-of-fold source, the method) starts here, from
+    the run's seed: a stage's model does not depend on what was trained before it.
 
     Returns `(model, stage)`: stage holds the epochs run, the best validation avg mAP, the
     validation curve and the loss curve.
     """
     entry = methods.get(method)
     source = source if entry.needs_source else None
+    keras.utils.set_random_seed(seed)
     with stage_scope():
         model = build_model(method, dataset.num_classes, config, source)
         if entry.fit is None:
-            history = fit_selected(model, dataset, config, callbacks, source, check_collapse)
+            history = fit_selected(model, dataset, config, callbacks, source, check_collapse,
+                                   plan=plan, steps=steps)
         else:
             history = entry.fit(model, dataset, config, callbacks, source)
     if not history.get("val_avg_map"):

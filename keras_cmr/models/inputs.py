@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from keras_cmr.datasets.batching import check_batch_size
+from keras_cmr.datasets.order import EpochOrder
 from keras_cmr.utils.checks import check_seed
 
 # Our measurement (benchmarks/README.md, issue 16): 20, 50 and 200 were within the noise of
@@ -105,8 +106,8 @@ class DeviceBatches(keras.utils.PyDataset):
     kept there.
 
     The features and labels are converted once (`device_inputs`) onto the default device;
-    each epoch's order is drawn on the host from `np.random.default_rng([seed, epoch])` (the
-    order of `keras_cmr.datasets.PairBatches` with the same seed) and moved to the device
+    each epoch's order is the `keras_cmr.datasets.EpochOrder` of the seed (that of
+    `keras_cmr.datasets.PairBatches` with the same seed), drawn on the host and moved to the device
     once, and every batch is an `ops.take` of its rows there. Pass it to `fit` as the data
     set, with `shuffle=False` (`fit`'s True would reorder the batches once more, with Python's
     global RNG): `model.fit(DeviceBatches(x, y, batch_size=100), epochs=50, shuffle=False)`.
@@ -136,13 +137,13 @@ class DeviceBatches(keras.utils.PyDataset):
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
         self.batch_size = check_batch_size(batch_size, self.num_pairs, self.drop_remainder)
         self.seed = check_seed(seed)
+        self.order = EpochOrder(self.num_pairs, self.batch_size, self.seed, self.shuffle,
+                                self.drop_remainder)
         self.epoch = 0
         self._order = (None, None)  # (epoch, the epoch's row order on the device)
 
     def __len__(self):
-        if self.drop_remainder:
-            return self.num_pairs // self.batch_size
-        return -(-self.num_pairs // self.batch_size)
+        return len(self.order)
 
     def __getitem__(self, index):
         if not -len(self) <= index < len(self):
@@ -158,8 +159,7 @@ class DeviceBatches(keras.utils.PyDataset):
     def _rows(self):
         epoch, order = self._order
         if epoch != self.epoch:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            rows = rng.permutation(self.num_pairs) if self.shuffle else np.arange(self.num_pairs)
+            rows = self.order.permutation(self.epoch)
             order = ops.convert_to_tensor(rows.astype("int32"))
             self._order = (self.epoch, order)
         return order

@@ -43,7 +43,7 @@ def test_closed_form_methods_run_through_compare_and_select_on_validation(tmp_pa
 
 def test_a_solved_closed_form_model_saves_and_loads(tmp_path):
     carved = load_digits_two_view().with_validation(0.1, seed=0)
-    model, stage = experiment.protocol.train_selected("cca", carved, FAST)
+    model, stage = experiment.protocol.train_selected("cca", carved, FAST, seed=0)
     assert isinstance(model, ClosedFormModel) and stage["epochs"] == len(CCA_GRID)
     assert model.encoder.image_tower.output_dim == 8
     path = str(tmp_path / "model.keras")

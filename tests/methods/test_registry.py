@@ -48,8 +48,7 @@ def test_a_registered_method_runs_through_compare_and_serves_as_source(registere
     registered("cosine_scale4", build_cosine_source, "class-wise only: cosine CE at scale 4",
                serves_as_source=True)
     assert methods.available() == BUILT_IN + ["cosine_scale4"]
-    assert experiment.METHODS[-1] == "cosine_scale4"
-    assert "cosine_scale4" in experiment.SOURCE_METHODS
+    assert "cosine_scale4" in methods.sources()
     config = dataclasses.replace(FAST, source_method="cosine_scale4", epochs=1)
     results = experiment.compare(["cosine_scale4", "met"], load_digits_two_view(), config,
                                  seeds=1, log=None)
@@ -100,13 +99,3 @@ def test_bad_registrations_are_refused(call, error, match):
     with pytest.raises(error, match=match):
         call()
     assert methods.available() == BUILT_IN
-
-
-def test_old_constants_follow_the_registry():
-    assert experiment.METHODS == tuple(BUILT_IN)
-    assert experiment.TRANSFER_METHODS == ("kim", "met")
-    assert experiment.SOURCE_METHODS == ("source", "source_pcl", "source_regression")
-    assert experiment.METHOD_DESCRIPTIONS["met"] == methods.get("met").description
-    with pytest.warns(DeprecationWarning, match="PAIR_LOSSES is deprecated"):
-        pair_losses = experiment.PAIR_LOSSES
-    assert pair_losses["triplet"].__name__ == "TripletLoss"
