@@ -10,7 +10,8 @@ import math
 import keras
 import numpy as np
 
-from keras_cmr.failures import TrainingFailure, check_not_collapsed
+from keras_cmr.evaluation import check_not_collapsed
+from keras_cmr.failures import TrainingFailure
 from keras_cmr.utils.checks import check_seed
 
 
@@ -96,7 +97,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 class StopOnCollapse(keras.callbacks.Callback):
     """At the end of training, raises `TrainingFailure` if the model's embeddings collapsed.
 
-    Runs `keras_cmr.failures.check_not_collapsed` on `split` (the validation split) with the
+    Runs `keras_cmr.evaluation.check_not_collapsed` on `split` (the validation split) with the
     model's final weights; put it after `keras.callbacks.EarlyStopping(restore_best_weights=
     True)` in the callback list so it checks the weights that will be kept. The figures of a
     passing check are in `self.result`.

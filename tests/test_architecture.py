@@ -12,9 +12,15 @@ in `keras_cmr.utils`). Relative imports are resolved against the importing file'
 
 File size. No file under `keras_cmr/` holds more than 400 lines: a longer file is a sign that
 it does two jobs (docs/STYLE.md).
+
+Layers. The subpackages are ranked (`RANKS`); a module imports, at the top or inside a
+function alike, only its own subpackage and subpackages of a lower rank, and no chain of
+imports between modules comes back to where it started. A deferred import is still an
+import: it hides a cycle from Python, not from the reader.
 """
 
 import ast
+import collections
 import pathlib
 
 import pytest
@@ -149,3 +155,129 @@ def test_no_method_is_chosen_by_its_name_outside_the_registry(path):
 
     names = set(methods.available())
     assert method_name_tests(path.read_text(), names) == []
+
+
+# Lowest first: a subpackage may import the subpackages of a lower rank only.
+RANKS = {
+    "utils": 0, "failures": 0,
+    "datasets": 1, "distribution": 1, "losses": 1, "saving": 1, "statistics": 1,
+    "evaluation": 2, "layers": 2,
+    "callbacks": 3, "encoders": 3, "models": 3, "retrieval": 3,
+    "linear": 4,
+    "methods": 5,
+    "config": 6,
+    "experiment": 7,
+    "cli": 8,
+}
+MODULES = {".".join(module_parts(path)) for path in SOURCES}
+
+
+def imported_modules(text, parts, is_package=False):
+    """[(line, module)]: the keras_cmr modules a module's text imports, deferred ones too.
+
+    `from package import name` imports the module `package.name` when that is a module of
+    `MODULES`, else `package` itself.
+    """
+    package = parts if is_package else parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in MODULES
+                       else module for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, target) for target in targets
+                  if target.split(".")[0] == "keras_cmr" and target != "keras_cmr"]
+    return sorted(found)
+
+
+def import_graph():
+    """{module: {(line, imported module)}} over the package's sources."""
+    graph = collections.defaultdict(set)
+    for path in SOURCES:
+        parts = module_parts(path)
+        for line, target in imported_modules(path.read_text(), parts,
+                                             path.name == "__init__.py"):
+            if target != ".".join(parts):
+                graph[".".join(parts)].add((line, target))
+    return graph
+
+
+def cycles(graph):
+    """The import cycles of `graph` ({module: {(line, module)}}): each strongly connected
+    set of two or more modules, sorted."""
+    edges = {module: {target for _, target in targets} for module, targets in graph.items()}
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(module):
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(edges.get(module, ())):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return sorted(found)
+
+
+def test_imports_are_found_deferred_and_relative():
+    text = "\n".join([
+        "import numpy",                                             # not keras_cmr
+        "from keras_cmr.datasets import noise",                     # line 2: a module
+        "def f():",
+        "    from keras_cmr.evaluation import evaluate_retrieval",  # line 4: deferred
+        "    from . import protocol",                               # line 5: relative
+        "from keras_cmr import losses",                             # line 6: a subpackage
+    ])
+    found = imported_modules(text, ("keras_cmr", "experiment", "run"))
+    assert found == [(2, "keras_cmr.datasets.noise"), (4, "keras_cmr.evaluation"),
+                     (5, "keras_cmr.experiment.protocol"), (6, "keras_cmr.losses")]
+
+
+def test_cycle_finder_sees_a_deferred_cycle_and_nothing_else():
+    graph = {"keras_cmr.a": {(1, "keras_cmr.b")}, "keras_cmr.b": {(9, "keras_cmr.c")},
+             "keras_cmr.c": {(4, "keras_cmr.a")}, "keras_cmr.d": {(1, "keras_cmr.a")}}
+    assert cycles(graph) == [["keras_cmr.a", "keras_cmr.b", "keras_cmr.c"]]
+    del graph["keras_cmr.c"]
+    assert cycles(graph) == []
+
+
+def test_every_subpackage_is_ranked():
+    assert {subpackage(module.split(".")) for module in MODULES} - {None} == set(RANKS)
+
+
+def test_no_import_goes_up_or_across_the_ranks():
+    violations = []
+    for module, targets in import_graph().items():
+        own = subpackage(module.split("."))
+        for line, target in sorted(targets):
+            other = subpackage(target.split("."))
+            if own is not None and other != own and RANKS[other] >= RANKS[own]:
+                violations.append(f"{module}:{line} imports {target} (rank {RANKS[own]} -> "
+                                  f"{RANKS[other]})")
+    assert not violations, "imports against the layering:\n" + "\n".join(violations)
+
+
+def test_no_import_cycle():
+    found = cycles(import_graph())
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)

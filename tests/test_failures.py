@@ -8,7 +8,8 @@ import pytest
 
 from keras_cmr.callbacks import StopOnCollapse, StopOnNonFiniteLoss
 from keras_cmr.datasets import CrossModalSplit
-from keras_cmr.failures import TrainingFailure, chance_map, check_not_collapsed
+from keras_cmr.evaluation import chance_map, check_not_collapsed
+from keras_cmr.failures import TrainingFailure
 from keras_cmr.models import CrossModalEncoder
 
 

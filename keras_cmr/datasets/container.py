@@ -6,6 +6,8 @@ trust shapes, dtypes and label ranges instead of re-checking (or silently mis-tr
 
 import numpy as np
 
+from keras_cmr.datasets.noise import check_noise_arguments, flip_labels
+from keras_cmr.datasets.preprocessing import MODALITIES, check_steps, fit_transform_chain
 from keras_cmr.datasets.splits import carve_validation
 from keras_cmr.utils.checks import check_labels, check_num_classes, check_real
 
@@ -157,6 +159,9 @@ class CrossModalDataset(SplitCollection):
         allow_unseen_classes: accept val / test pairs of a class that no training pair has
             (a zero-shot protocol). False by default: such a class is almost always a broken
             split, and a class-wise model cannot learn a class it never sees.
+        label_noise: what `with_label_noise` put on the labels (None: nothing), recorded so
+            that results can say it; derived data sets keep it.
+        preprocessing: the steps of `preprocessed` (None: none), likewise.
 
     Raises:
         TypeError: if a split is not a `CrossModalSplit`, `num_classes` is not an integer or
@@ -167,14 +172,10 @@ class CrossModalDataset(SplitCollection):
             `allow_unseen_classes`) a val / test pair has a class that no training pair has.
     """
 
-    # What was done to the data after loading (None: nothing); carried by every derived data
-    # set so that results can record it. See `with_label_noise` and `preprocessed`.
-    label_noise = None
-    preprocessing = None
-
     def __init__(self, train, test, num_classes=None, val=None, class_names=None, name="",
-                 allow_unseen_classes=False):
+                 allow_unseen_classes=False, label_noise=None, preprocessing=None):
         self.name = str(name)
+        self.label_noise, self.preprocessing = label_noise, preprocessing
         self.allow_unseen_classes = bool(allow_unseen_classes)
         self.train, self.val, self.test = train, val, test
         for split_name, split in self.splits.items():
@@ -281,20 +282,16 @@ class CrossModalDataset(SplitCollection):
         return self.with_splits(self.train.take(train_indices, name="train"),
                                 self.train.take(val_indices, name="val"))
 
-    def with_splits(self, train, val=None, test=None):
-        """A new data set with these splits (test None: this one's) and the same classes, name,
-        `label_noise` and `preprocessing`; `train`, `val` (or None) are `CrossModalSplit`s."""
-        derived = CrossModalDataset(
-            train=train,
-            val=val,
-            test=self.test if test is None else test,
-            num_classes=self.num_classes,
-            class_names=self.class_names,
-            name=self.name,
-            allow_unseen_classes=self.allow_unseen_classes,
-        )
-        derived.label_noise, derived.preprocessing = self.label_noise, self.preprocessing
-        return derived
+    def with_splits(self, train, val=None, test=None, **changes):
+        """A new data set with these splits (test None: this one's) and the same classes and
+        name; `train`, `val` (or None) are `CrossModalSplit`s. `changes`: constructor
+        arguments to replace (`allow_unseen_classes`, `label_noise`, `preprocessing`; the
+        others are kept)."""
+        kept = {"allow_unseen_classes": self.allow_unseen_classes,
+                "label_noise": self.label_noise, "preprocessing": self.preprocessing}
+        return CrossModalDataset(train=train, val=val, test=self.test if test is None else test,
+                                 num_classes=self.num_classes, class_names=self.class_names,
+                                 name=self.name, **{**kept, **changes})
 
     def with_label_noise(self, rate, seed=0, kind="symmetric"):
         """Return a data set whose training labels carry seeded label noise; test stays clean.
@@ -318,9 +315,22 @@ class CrossModalDataset(SplitCollection):
                 set that already has label noise.
             TypeError: if `seed` is not an integer.
         """
-        from keras_cmr.datasets.noise import add_label_noise
-
-        return add_label_noise(self, rate, seed, kind)
+        check_noise_arguments(rate, kind, seed)
+        if self.label_noise is not None:
+            raise ValueError(f"this data set already has label noise {self.label_noise}; "
+                             "apply label noise once, to the clean data set")
+        if self.is_multilabel:
+            raise ValueError("label noise is defined for single-label data sets only; this "
+                             "one has multi-hot labels (no single class to flip)")
+        pool = [split for split in (self.train, self.val) if split is not None]
+        noisy, flipped = flip_labels(np.concatenate([split.labels for split in pool]),
+                                     self.num_classes, rate, seed, kind)
+        ends = np.cumsum([split.num_pairs for split in pool])[:-1]
+        noisy_splits = [CrossModalSplit(split.image, split.text, labels, name=split.name)
+                        for split, labels in zip(pool, np.split(noisy, ends))]
+        return self.with_splits(*noisy_splits, label_noise={
+            "rate": float(rate), "kind": kind, "seed": int(seed),
+            "flipped": int(len(flipped)), "pairs": int(len(noisy))})
 
     def preprocessed(self, image=(), text=()):
         """Return a data set whose features went through per-modality transforms.
@@ -336,10 +346,23 @@ class CrossModalDataset(SplitCollection):
 
         Raises:
             ValueError: on an unknown step or a data set already preprocessed.
+            TypeError: if a modality's steps are a single string.
         """
-        from keras_cmr.datasets.preprocessing import preprocess_dataset
-
-        return preprocess_dataset(self, image=image, text=text)
+        steps = {"image": check_steps(image, "image"), "text": check_steps(text, "text")}
+        if self.preprocessing is not None:
+            raise ValueError(f"this data set is already preprocessed ({self.preprocessing}); "
+                             "give every step in one call, so that each is fitted on train "
+                             "once")
+        transforms = {modality: fit_transform_chain(steps[modality], getattr(self.train,
+                                                                             modality))
+                      for modality in MODALITIES}
+        splits = {name: CrossModalSplit(transforms["image"](split.image),
+                                        transforms["text"](split.text), split.labels,
+                                        name=split.name)
+                  for name, split in self.splits.items()}
+        return self.with_splits(splits["train"], splits.get("val"), splits["test"],
+                                preprocessing={modality: list(steps[modality])
+                                               for modality in MODALITIES})
 
     def summary(self):
         """A short multi-line description: name, dims, pairs per split, classes."""

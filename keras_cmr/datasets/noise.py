@@ -85,26 +85,3 @@ def flip_labels(labels, num_classes, rate, seed, kind="symmetric"):
     noisy = labels.copy()
     noisy[flipped] = (labels[flipped] + offsets) % num_classes
     return noisy, flipped
-
-
-def add_label_noise(dataset, rate, seed=0, kind="symmetric"):
-    """`CrossModalDataset.with_label_noise`: noise on the pool train + val, test untouched."""
-    from keras_cmr.datasets.container import CrossModalSplit
-
-    check_noise_arguments(rate, kind, seed)
-    if dataset.label_noise is not None:
-        raise ValueError(f"this data set already has label noise {dataset.label_noise}; "
-                         "apply label noise once, to the clean data set")
-    if dataset.is_multilabel:
-        raise ValueError("label noise is defined for single-label data sets only; this one "
-                         "has multi-hot labels (no single class to flip)")
-    pool = [split for split in (dataset.train, dataset.val) if split is not None]
-    noisy, flipped = flip_labels(np.concatenate([split.labels for split in pool]),
-                                 dataset.num_classes, rate, seed, kind)
-    ends = np.cumsum([split.num_pairs for split in pool])[:-1]
-    noisy_splits = [CrossModalSplit(split.image, split.text, labels, name=split.name)
-                    for split, labels in zip(pool, np.split(noisy, ends))]
-    derived = dataset.with_splits(*noisy_splits)
-    derived.label_noise = {"rate": float(rate), "kind": kind, "seed": int(seed),
-                           "flipped": int(len(flipped)), "pairs": int(len(noisy))}
-    return derived

@@ -93,33 +93,3 @@ def fit_transform_chain(steps, train_features):
         return features
 
     return apply
-
-
-def preprocess_dataset(dataset, image=(), text=()):
-    """`CrossModalDataset.preprocessed`: transforms fitted on train, applied to every split.
-
-    Returns:
-        A new data set whose `preprocessing` is `{"image": [...], "text": [...]}`.
-
-    Raises:
-        ValueError: on an unknown step, or a data set preprocessed already.
-        TypeError: if a modality's steps are a single string.
-    """
-    from keras_cmr.datasets.container import CrossModalSplit
-
-    steps = {"image": check_steps(image, "image"), "text": check_steps(text, "text")}
-    if dataset.preprocessing is not None:
-        raise ValueError(f"this data set is already preprocessed ({dataset.preprocessing}); "
-                         "give every step in one call, so that each is fitted on train once")
-    transforms = {modality: fit_transform_chain(steps[modality],
-                                                getattr(dataset.train, modality))
-                  for modality in MODALITIES}
-    splits = {
-        split_name: CrossModalSplit(transforms["image"](split.image),
-                                    transforms["text"](split.text), split.labels,
-                                    name=split.name)
-        for split_name, split in dataset.splits.items()
-    }
-    derived = dataset.with_splits(splits["train"], splits.get("val"), splits["test"])
-    derived.preprocessing = {modality: list(steps[modality]) for modality in MODALITIES}
-    return derived

@@ -1,9 +1,10 @@
-"""Embedding evaluation pairs with a model, for `evaluate_model` and the callback."""
+"""Embedding evaluation pairs with a model: `evaluate_model`, and the callback's embeddings."""
 
 import keras
 import numpy as np
 
 from keras_cmr.distribution import batch_multiple, process_count, replicated_inputs
+from keras_cmr.evaluation.metrics import evaluate_retrieval
 
 
 def embed_pairs(model, image, text, batch_size=256):
@@ -58,3 +59,24 @@ def _predict_batches(model, image, text, batch_size):
         return batches[0]  # not a dict: the caller's check names what it got
     return {key: np.concatenate([np.asarray(batch[key]) for batch in batches])
             for key in batches[0]}
+
+
+def evaluate_model(model, image, text, labels, batch_size=256, **kwargs):
+    """Embeds `image` and `text` with `model` and runs `evaluate_retrieval` on the embeddings.
+
+    Args:
+        model: a keras_cmr model: `model.predict({"image": ..., "text": ...})` returns a dict
+            with at least the keys "image" and "text" (the embeddings).
+        image, text: model inputs, paired row for row.
+        labels: labels of the pairs (see `evaluate_retrieval`).
+        batch_size: prediction batch size.
+        **kwargs: passed to `evaluate_retrieval` (metrics, top_k, k_values, chunk_size).
+
+    Returns:
+        The dict of `evaluate_retrieval`.
+
+    Raises:
+        ValueError: when the model's output is not a dict with "image" and "text".
+    """
+    return evaluate_retrieval(*embed_pairs(model, image, text, batch_size), labels, **kwargs)
+

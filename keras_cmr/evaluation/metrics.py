@@ -27,7 +27,6 @@ the definitions and the public functions; `inputs` validates their arguments, `p
 metric names into what `ranking` computes, `embedding` runs a model over evaluation pairs.
 """
 
-from keras_cmr.evaluation.embedding import embed_pairs
 from keras_cmr.evaluation.inputs import check_dims, check_label_forms, prepare_side
 from keras_cmr.evaluation.plan import RECALL_LEVELS, metric_plan
 from keras_cmr.evaluation.ranking import rank_metrics
@@ -232,24 +231,3 @@ def evaluate_retrieval(
         results[f"t2i_{key}"] = t2i[key]
         results[f"avg_{key}"] = (i2t[key] + t2i[key]) / 2
     return results
-
-
-def evaluate_model(model, image, text, labels, batch_size=256, **kwargs):
-    """Embeds `image` and `text` with `model` and runs `evaluate_retrieval` on the embeddings.
-
-    Args:
-        model: a keras_cmr model: `model.predict({"image": ..., "text": ...})` returns a dict
-            with at least the keys "image" and "text" (the embeddings).
-        image, text: model inputs, paired row for row.
-        labels: labels of the pairs (see `evaluate_retrieval`).
-        batch_size: prediction batch size.
-        **kwargs: passed to `evaluate_retrieval` (metrics, top_k, k_values, chunk_size).
-
-    Returns:
-        The dict of `evaluate_retrieval`.
-
-    Raises:
-        ValueError: when the model's output is not a dict with "image" and "text".
-    """
-    return evaluate_retrieval(*embed_pairs(model, image, text, batch_size), labels, **kwargs)
-

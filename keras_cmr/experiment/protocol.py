@@ -14,7 +14,6 @@ import keras
 
 from keras_cmr import distribution, methods
 from keras_cmr.callbacks import StopOnCollapse, StopOnNonFiniteLoss
-from keras_cmr.datasets import CrossModalDataset
 from keras_cmr.evaluation import RetrievalEvaluation, evaluate_retrieval, precision_recall_curve
 from keras_cmr.experiment.epochs import ShuffledEpochs
 from keras_cmr.experiment.sources import as_source
@@ -120,9 +119,7 @@ def train_selected(method, dataset, config, callbacks=(), source=None, check_col
 
 def with_train(dataset, train):
     """`dataset` with another training split (same validation and test splits)."""
-    return CrossModalDataset(train=train, val=dataset.val, test=dataset.test,
-                             num_classes=dataset.num_classes, class_names=dataset.class_names,
-                             name=dataset.name, allow_unseen_classes=True)
+    return dataset.with_splits(train, dataset.val, allow_unseen_classes=True)
 
 
 def measure_test_split(encoder, split, curves=False):
