@@ -1,6 +1,7 @@
 """The data setting of one run: label noise, validation carving and preprocessing, in order.
 
-`prepare_dataset(dataset, config, seed)` applies `config`'s issue-15 settings:
+`prepare_dataset(dataset, config, seed)` applies `config`'s data settings, once per run
+(`keras_cmr.experiment.Run`):
 
 1. label noise (`config.label_noise`; seed: its "seed", else the run's) on the training
    pairs, before validation is carved, so validation is carved from the noisy training
@@ -13,8 +14,7 @@
    let the validation pairs shape the transform.
 
 The result records `label_noise` and `preprocessing` (None when unset), for the run's result.
-Preparing a prepared data set again with the same config and seed returns it unchanged, so
-both a run and the source it makes (`make_source`) may call it.
+A prepared data set is not prepared again: its noise or preprocessing would be refused.
 """
 
 
@@ -32,29 +32,19 @@ def prepare_dataset(dataset, config, seed=0):
         when `config` sets neither noise nor preprocessing.
 
     Raises:
-        ValueError: as `with_label_noise` (noisy or multi-hot data set) and `preprocessed`.
+        ValueError: as `with_label_noise` (noisy or multi-hot data set) and `preprocessed`
+            (a preprocessed data set).
     """
     noise = config.noise_options(seed)
-    steps = {"image": list(config.image_preprocessing), "text": list(config.text_preprocessing)}
-    if dataset.val is not None and prepared_as(dataset, noise, steps):
-        return dataset
     if noise is not None:
         # A data set that comes with a validation split keeps it; with_label_noise then
         # flips the pooled train + val pairs, so validation is as noisy as train again.
         dataset = dataset.with_label_noise(noise["rate"], seed=noise["seed"], kind=noise["kind"])
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
-    if steps["image"] or steps["text"]:
-        dataset = dataset.preprocessed(**steps)
+    if config.image_preprocessing or config.text_preprocessing:
+        dataset = dataset.preprocessed(image=config.image_preprocessing,
+                                       text=config.text_preprocessing)
     return dataset
-
-
-def prepared_as(dataset, noise, steps):
-    """Whether `dataset` carries exactly this noise (or none) and these preprocessing steps."""
-    recorded = dataset.label_noise
-    same_noise = (recorded is None if noise is None else recorded is not None and all(
-        recorded[key] == noise[key] for key in ("rate", "kind", "seed")))
-    wanted = steps if steps["image"] or steps["text"] else None
-    return same_noise and dataset.preprocessing == wanted
 
 
 def setting_entries(dataset):

@@ -2,7 +2,7 @@
 
 `default_steps_per_execution()` is what `CrossModalTrainer.compile` uses when the caller
 leaves `steps_per_execution` unset ("auto"). The choice rests on our measurement
-(benchmarks/training_fit.py, benchmarks/README.md, issue 16): on TensorFlow one `tf.function`
+(benchmarks/training_fit.py, benchmarks/README.md): on TensorFlow one `tf.function`
 call per step costs about as much as the step itself at the protocol's shapes, and running
 `TENSORFLOW_STEPS_PER_EXECUTION` steps per call (a `tf.while_loop` inside the graph, Keras'
 own mechanism) gave 1.3x (default towers) and 1.9x (tiny towers) the pairs/s on CPU. JAX
@@ -28,7 +28,7 @@ from keras_cmr.datasets.batching import check_batch_size
 from keras_cmr.datasets.order import EpochOrder
 from keras_cmr.utils.checks import check_seed
 
-# Our measurement (benchmarks/README.md, issue 16): 20, 50 and 200 were within the noise of
+# Our measurement (benchmarks/README.md): 20, 50 and 200 were within the noise of
 # each other at both tower sizes; the smallest of them keeps the last partial group short.
 TENSORFLOW_STEPS_PER_EXECUTION = 20
 

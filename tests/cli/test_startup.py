@@ -1,7 +1,7 @@
 """`keras-cmr`'s start-up: help without a framework, commands without C++ start-up logs.
 
 That a real `keras-cmr train` keeps the C++ start-up lines off stderr is checked on the
-subprocess runs of tests/test_resume.py (one training subprocess serves both).
+subprocess runs of tests/cli/test_resume.py (one training subprocess serves both).
 """
 
 import json

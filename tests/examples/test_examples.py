@@ -169,7 +169,7 @@ def test_compare_methods_prints_runs_and_table(comparison):
         run = re.search(rf"^seed 0 {method} +test I2T {FIGURE} T2I {FIGURE} avg {FIGURE} "
                         r"\(1 epochs", out, re.MULTILINE)
         assert run, f"no run line for {method}:\n{out}"
-        # One seed measures no spread, so the table shows none (issue 17).
+        # One seed measures no spread, so the table shows none.
         row = re.search(rf"^{method} +1 +{FIGURE} +{FIGURE} +{FIGURE} +{FIGURE}$", out,
                         re.MULTILINE)
         assert row, f"no table row for {method}:\n{out}"

@@ -1,6 +1,6 @@
-"""The training job of tests/test_multiprocess_distribution.py, run in each process.
+"""The training job of tests/distribution/test_processes.py, run in each process.
 
-`python tests/multiprocess_job.py WEIGHTS OUTPUT` joins the job described by the
+`python tests/distribution/multiprocess_job.py WEIGHTS OUTPUT` joins the job described by the
 KERAS_DISTRIBUTION_* variables, trains MET stage 2 (`TransferModel`) and a `SourceModel` with a
 pair-wise term for 3 SGD steps on its rows of the global batches, evaluates validation mAP
 after the epoch, and prints one JSON line; only the chief writes OUTPUT (the final weights; a
@@ -101,5 +101,6 @@ def main(weights_path, output_path):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
     main(*sys.argv[1:3])

@@ -21,8 +21,8 @@ import pytest
 from keras_cmr import distribution
 from keras_cmr.distribution import launch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-JOB = os.path.join(REPO_ROOT, "tests", "multiprocess_job.py")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JOB = os.path.join(REPO_ROOT, "tests", "distribution", "multiprocess_job.py")
 # The job's functions, for the one-process reference (the suite imports by path, not sys.path).
 _spec = importlib.util.spec_from_file_location("multiprocess_job", JOB)
 multiprocess_job = importlib.util.module_from_spec(_spec)
@@ -80,6 +80,9 @@ def initial_weights(path):
 def test_multiprocess_training_on_this_backend(tmp_path, monkeypatch):
     """JAX: 2 processes train like 1 on the global batch; TensorFlow, torch: a clear refusal."""
     if BACKEND == "jax":
+        # Each job process must have one device, whatever flags this process was given (the
+        # data-parallel tests force several host devices with XLA_FLAGS).
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
         check_two_processes_train_like_one_on_the_global_batch(tmp_path)
     else:
         check_multiprocess_is_refused_clearly_outside_jax(monkeypatch)

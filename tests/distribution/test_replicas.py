@@ -20,7 +20,7 @@ from keras_cmr.distribution import (batch_multiple, data_parallel, gather_global
                                     replica_count, replica_share, scale_for_replicas)
 from keras_cmr.models import CrossModalEncoder, PairwiseModel
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKEND = keras.backend.backend()
 
 # Trains two models 3 steps with SGD (a factor in the gradients would show; Adam hides it),

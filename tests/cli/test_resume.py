@@ -15,7 +15,7 @@ from keras_cmr.callbacks import ReproducibleEpochs
 from keras_cmr.cli import quiet
 from keras_cmr.cli.main import main
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Six epochs of a one-stage method with dropout (0.1, the default); patience 2, so the
 # early-stopping counters carried over the kill decide when the run stops.
 TRAIN = ["train", "--method", "contrastive", "--epochs", "6", "--patience", "2",

@@ -1,5 +1,5 @@
-"""Issue 15's settings: TrainingConfig fields, `prepare_dataset`'s order, optimiser, input
-dropout."""
+"""The data and optimiser settings: TrainingConfig fields, `prepare_dataset`'s order,
+optimiser, input dropout."""
 
 import dataclasses
 
@@ -65,11 +65,10 @@ def test_noise_comes_before_carving_and_preprocessing_after(rng):
                                atol=1e-5)
     np.testing.assert_array_equal(prepared.train.text, expected.train.text)
     assert setting_entries(prepared)["preprocessing"] == {"image": ["standardize"], "text": []}
-    # Preparing again is a no-op (a run and its source both prepare); other noise is refused.
-    assert prepare_dataset(prepared, config, seed=5) is prepared
-    other = dataclasses.replace(config, label_noise={"rate": 0.1})
-    with pytest.raises(ValueError, match="already has label noise"):
-        prepare_dataset(prepared, other, seed=5)
+    # A run prepares once: preparing a prepared data set again is refused, not noised twice.
+    for again in (config, dataclasses.replace(config, label_noise={"rate": 0.1})):
+        with pytest.raises(ValueError, match="already has label noise"):
+            prepare_dataset(prepared, again, seed=5)
     # The noise's own seed wins over the run's seed.
     seeded = dataclasses.replace(config, label_noise={"rate": 0.25, "seed": 9})
     assert prepare_dataset(dataset, seeded, seed=5).label_noise["seed"] == 9
