@@ -6,7 +6,6 @@ mean is the batch loss, and a registered `keras.losses.Loss` class that the
 models call as `loss(y_true=labels, y_pred={...named tensors...})`.
 """
 
-from keras_cmr.losses._common import label_similarity
 from keras_cmr.losses.class_wise import (
     ClassWiseCrossEntropy,
     LabelRegressionLoss,
@@ -15,6 +14,8 @@ from keras_cmr.losses.class_wise import (
     prototype_contrastive,
 )
 from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
+from keras_cmr.losses.labels import label_similarity
+from keras_cmr.losses.options import SoftContrastiveOptions
 from keras_cmr.losses.pair_wise import (
     ContrastiveLoss,
     InfoNCELoss,
@@ -41,6 +42,7 @@ __all__ = [
     "InfoNCELoss",
     "LabelRegressionLoss",
     "SoftContrastiveLoss",
+    "SoftContrastiveOptions",
     "SoftLabels",
     "SupervisedInfoNCELoss",
     "TripletLoss",

@@ -9,20 +9,11 @@ or predictions.
 
 import keras
 
-from keras_cmr.losses._common import (
-    DictLossWrapper,
-    check_embeddings,
-    check_labels,
-    check_rank,
-    l2_normalize,
-    label_vectors,
-    one_hot_targets,
-    safe_norm,
-    soft_cross_entropy,
-    squared_distances,
-    to_float32,
-    unpack,
-)
+from keras_cmr.losses.base import DictLossWrapper, unpack
+from keras_cmr.losses.cross_entropy import soft_cross_entropy
+from keras_cmr.losses.distances import l2_normalize, safe_norm, squared_distances, to_float32
+from keras_cmr.losses.inputs import check_embeddings, check_labels, check_rank
+from keras_cmr.losses.labels import label_vectors, one_hot_targets
 
 
 def _check_classes(labels, num_classes, name):

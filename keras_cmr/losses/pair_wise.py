@@ -10,30 +10,20 @@ import numbers
 import keras
 from keras import ops
 
-from keras_cmr.losses._common import (
-    DictLossWrapper,
-    check_embeddings,
-    check_labels,
-    check_non_negative,
-    check_positive,
-    cosine_matrix,
-    distances,
-    same_class,
-    soft_cross_entropy,
-    to_float32,
-    unpack,
-    with_learned_temperature,
-)
+from keras_cmr.losses.base import DictLossWrapper, unpack, with_learned_temperature
+from keras_cmr.losses.cross_entropy import soft_cross_entropy
+from keras_cmr.losses.distances import cosine_matrix, distances, to_float32
+from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
+from keras_cmr.losses.labels import same_class
+from keras_cmr.losses.options import check_choice, check_non_negative, check_positive
 
 MINING = ("hardest", "all")
 
 
 def _pair(image_embeddings, text_embeddings, labels=None):
     e = check_embeddings(image_embeddings=image_embeddings, text_embeddings=text_embeddings)
+    check_same_width(e, "image_embeddings", "text_embeddings")
     u, v = e["image_embeddings"], e["text_embeddings"]
-    if None not in (u.shape[-1], v.shape[-1]) and u.shape[-1] != v.shape[-1]:
-        raise ValueError("image_embeddings and text_embeddings must have the same embedding "
-                         f"size; received {u.shape[-1]} and {v.shape[-1]}")
     if labels is None:
         return u, v, None
     labels = check_labels(labels, e)
@@ -103,8 +93,7 @@ def triplet(image_embeddings, text_embeddings, labels=None, *, margin=0.2, minin
         float32 tensor of shape (n,).
     """
     check_non_negative("margin", margin)
-    if mining not in MINING:
-        raise ValueError(f"mining must be one of {MINING}; received mining={mining!r}")
+    check_choice("mining", mining, MINING)
     u, v, y = _pair(image_embeddings, text_embeddings, labels)
     similarity = cosine_matrix(u, v)
     positive = ops.diagonal(similarity)[:, None]
@@ -214,8 +203,7 @@ class TripletLoss(DictLossWrapper):
     def __init__(self, margin=0.2, mining="hardest", reduction="sum_over_batch_size",
                  name="triplet", dtype=None):
         check_non_negative("margin", margin)
-        if mining not in MINING:
-            raise ValueError(f"mining must be one of {MINING}; received mining={mining!r}")
+        check_choice("mining", mining, MINING)
         super().__init__(_triplet_from_dict, reduction=reduction, name=name, dtype=dtype,
                          margin=margin, mining=mining)
 

@@ -2,66 +2,31 @@
 
 A frozen source model's embeddings (s_i, t_j) give relaxed labels w_ij; the target model's
 embeddings (u_i, v_j) are pulled together in proportion to w_ij and pushed apart, up to a
-margin, in proportion to 1 - w_ij. `soft_contrastive` composes the parts: `soft_labels` (the
-weights and margins), `soft_infonce_targets`, and one of the kernels `soft_contrastive_margin`
-and `soft_contrastive_infonce`.
+margin, in proportion to 1 - w_ij. `soft_contrastive` checks its options once
+(`SoftContrastiveOptions`) and its inputs once, computes the label similarity y once, and
+gives each block of pairs the targets of `soft_targets` to one of the kernels
+(`soft_contrastive_margin`, `soft_contrastive_infonce`).
 """
 
 import keras
 
-from keras_cmr.losses._common import (
-    DictLossWrapper,
-    check_embeddings,
-    check_labels,
-    check_non_negative,
-    check_positive,
-    label_similarity,
-    unpack,
-    with_learned_temperature,
-)
-from keras_cmr.losses.soft_kernels import soft_contrastive_infonce, soft_contrastive_margin
-from keras_cmr.losses.soft_labels import (
-    check_calibration,
-    check_label_mix,
-    check_margin,
-    check_sigma,
-    relaxed_labels,
-    soft_infonce_targets,
-    soft_labels,
-)
-
-LABEL_WEIGHTS = ("relaxed", "hard")
-FORMS = ("margin", "infonce")
+from keras_cmr.losses.base import DictLossWrapper, unpack
+from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
+from keras_cmr.losses.labels import label_similarity
+from keras_cmr.losses.options import SoftContrastiveOptions
+from keras_cmr.losses.soft_kernels import infonce_kernel, margin_kernel
+from keras_cmr.losses.soft_labels import has_source, soft_targets
 
 
-def _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature, label_weights, calibration):
-    check_sigma(sigma)
-    check_calibration(calibration)
-    check_non_negative("delta", delta)
-    check_margin(margin)
-    if label_weights not in LABEL_WEIGHTS:
-        raise ValueError(f"label_weights must be one of {LABEL_WEIGHTS}; received "
-                         f"label_weights={label_weights!r}")
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}; received form={form!r}")
-    check_label_mix(label_mix)
-    check_non_negative("intra_modal_weight", intra_modal_weight)
-    check_positive("temperature", temperature)
-    check_positive("source_temperature", source_temperature)
-
-
-def _checked_inputs(u, v, s, t, labels, form, label_mix, label_weights):
+def _checked_inputs(u, v, s, t, labels, options):
     """The embeddings as float32 (s, t None without a source) and the labels, checked."""
-    with_source = s is not None or t is not None
-    if with_source and (s is None or t is None):
-        raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
-                         "neither (the no-source control)")
-    if not with_source and form != "margin":
+    with_source = has_source(s, t)
+    if not with_source and options.form != "margin":
         raise ValueError(f'the no-source control (no source embeddings) has the margin form '
-                         f'only; received form={form!r}')
-    needs_labels = {"label_mix > 0": label_mix > 0, 'label_weights="hard"':
-                    label_weights == "hard", "no source embeddings": not with_source}
+                         f'only; received form={options.form!r}')
+    needs_labels = {"label_mix > 0": options.label_mix > 0,
+                    'label_weights="hard"': options.label_weights == "hard",
+                    "no source embeddings": not with_source}
     if labels is None and any(needs_labels.values()):
         reasons = ", ".join(reason for reason, needed in needs_labels.items() if needed)
         raise ValueError(f"labels are needed with {reasons}; pass labels (or, with a source, "
@@ -70,16 +35,30 @@ def _checked_inputs(u, v, s, t, labels, form, label_mix, label_weights):
     if with_source:
         named.update(source_image_embeddings=s, source_text_embeddings=t)
     e = check_embeddings(**named)
-    pairs = [("image_embeddings", "text_embeddings")]
+    check_same_width(e, "image_embeddings", "text_embeddings")
     if with_source:
-        pairs.append(("source_image_embeddings", "source_text_embeddings"))
-    for a, b in pairs:
-        if None not in (e[a].shape[-1], e[b].shape[-1]) and e[a].shape[-1] != e[b].shape[-1]:
-            raise ValueError(f"{a} and {b} must have the same embedding size; received "
-                             f"{e[a].shape[-1]} and {e[b].shape[-1]}")
+        check_same_width(e, "source_image_embeddings", "source_text_embeddings")
     labels = None if labels is None else check_labels(labels, e)
     return (e["image_embeddings"], e["text_embeddings"], e.get("source_image_embeddings"),
             e.get("source_text_embeddings"), labels)
+
+
+def _soft_contrastive(u, v, s, t, labels, options, temperature):
+    """`soft_contrastive` with checked options; `temperature` replaces options.temperature."""
+    u, v, s, t, labels = _checked_inputs(u, v, s, t, labels, options)
+    y = None if labels is None else label_similarity(labels, labels)
+    # block -> (embeddings a, embeddings b or None for a against itself, weight of the block)
+    operands = {"image_text": (u, v, 1.0), "image_image": (u, None, options.intra_modal_weight),
+                "text_text": (v, None, options.intra_modal_weight)}
+    per_anchor = 0.0
+    for block, (targets, margins) in soft_targets(s, t, y, options).items():
+        a, b, block_weight = operands[block]
+        if options.form == "margin":
+            loss = margin_kernel(a, b, targets, margins, options.relative_distance)
+        else:
+            loss = infonce_kernel(a, a if b is None else b, targets, margins, temperature)
+        per_anchor = per_anchor + block_weight * loss
+    return per_anchor
 
 
 def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=None,
@@ -150,44 +129,23 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
     Returns:
         float32 tensor of shape (n,): the per-anchor losses l_i; their mean is the batch loss.
     """
-    _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                   source_temperature, label_weights, calibration)
-    u, v, s, t, labels = _checked_inputs(image_embeddings, text_embeddings,
-                                         source_image_embeddings, source_text_embeddings,
-                                         labels, form, label_mix, label_weights)
-    blocks = soft_labels(s, t, labels, sigma=sigma, calibration=calibration,
-                         label_mix=label_mix, delta=delta, margin=margin,
-                         intra_modal=intra_modal_weight > 0)
-    hard_labels = label_weights == "hard"
-    y = label_similarity(labels, labels) if hard_labels and form == "margin" else None
-    # block -> (target a, target b, source a, source b, weight); b = None: a against itself.
-    operands = {"image_text": (u, v, s, t, 1.0),
-                "image_image": (u, None, s, s, intra_modal_weight),
-                "text_text": (v, None, t, t, intra_modal_weight)}
-    per_anchor = 0.0
-    for name, (weights, margins) in blocks.items():
-        a, b, source_a, source_b, block_weight = operands[name]
-        if form == "margin":
-            block = soft_contrastive_margin(a, b, y if hard_labels else weights, margins,
-                                            relative_distance=relative_distance)
-        else:
-            targets = soft_infonce_targets(source_a, source_b, labels, label_mix=label_mix,
-                                           source_temperature=source_temperature,
-                                           hard_targets=hard_labels)
-            block = soft_contrastive_infonce(a, a if b is None else b, targets, margins,
-                                             temperature=temperature)
-        per_anchor = per_anchor + block_weight * block
-    return per_anchor
+    options = SoftContrastiveOptions(
+        sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
+        label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
+        temperature=temperature, source_temperature=source_temperature,
+        label_weights=label_weights, calibration=calibration)
+    return _soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
+                             source_text_embeddings, labels, options, temperature)
 
 
-def _soft_contrastive_from_dict(labels, y_pred, **options):
+def _soft_contrastive_from_dict(labels, y_pred, options):
     # A dict without source entries is the no-source control (a PairwiseModel's y_pred).
     keys = ("image", "text", "source_image", "source_text")
     if isinstance(y_pred, dict) and "source_image" not in y_pred and "source_text" not in y_pred:
         keys = keys[:2]
     embeddings = unpack(y_pred, keys, "SoftContrastiveLoss") + [None] * (4 - len(keys))
-    return soft_contrastive(*embeddings, labels=labels,
-                            **with_learned_temperature(y_pred, options))
+    temperature = y_pred.get("temperature", options.temperature)
+    return _soft_contrastive(*embeddings, labels, options, temperature)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -200,6 +158,11 @@ class SoftContrastiveLoss(DictLossWrapper):
     entries it is the no-source control (w_ij = lam * y_ij), usable in a `PairwiseModel`. The
     result is the (weighted) mean of the per-anchor losses.
 
+    The constructor checks the options once, as a `SoftContrastiveOptions` (the `options`
+    attribute; each option is also an attribute of its own); `get_config` returns them as plain
+    keyword arguments. `SoftContrastiveLoss.from_options(options)` builds the loss from a
+    `SoftContrastiveOptions`.
+
     Args:
         sigma, delta, margin, relative_distance, label_mix, intra_modal_weight, form,
         temperature, source_temperature, label_weights, calibration: as in `soft_contrastive`.
@@ -210,11 +173,23 @@ class SoftContrastiveLoss(DictLossWrapper):
                  label_mix=0.75, intra_modal_weight=0.0, form="margin", temperature=0.1,
                  source_temperature=0.1, label_weights="relaxed", calibration="none",
                  reduction="sum_over_batch_size", name="soft_contrastive", dtype=None):
-        _check_options(sigma, delta, margin, label_mix, intra_modal_weight, form, temperature,
-                       source_temperature, label_weights, calibration)
-        super().__init__(
-            _soft_contrastive_from_dict, reduction=reduction, name=name, dtype=dtype,
+        options = SoftContrastiveOptions(
             sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
             label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
             temperature=temperature, source_temperature=source_temperature,
             label_weights=label_weights, calibration=calibration)
+        super().__init__(_soft_contrastive_from_dict, reduction=reduction, name=name,
+                         dtype=dtype, **options.to_dict())
+        self.options = options
+
+    @classmethod
+    def from_options(cls, options, reduction="sum_over_batch_size", name="soft_contrastive",
+                     dtype=None):
+        """The loss of a `SoftContrastiveOptions` (e.g. a config's), with the `Loss` args."""
+        if not isinstance(options, SoftContrastiveOptions):
+            raise TypeError(f"options must be a SoftContrastiveOptions; received "
+                            f"{type(options).__name__}")
+        return cls(**options.to_dict(), reduction=reduction, name=name, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return self.fn(self.labels_of(y_true), y_pred, self.options)

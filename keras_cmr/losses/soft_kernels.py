@@ -1,22 +1,40 @@
-"""The two forms of the soft contrastive loss, given their weights (see `soft_labels`)."""
+"""The two forms of the soft contrastive loss, given their targets (see `soft_targets`).
+
+`soft_contrastive_margin` and `soft_contrastive_infonce` check their inputs and options once
+per call; `margin_kernel` and `infonce_kernel` are their math, for callers whose inputs are
+already checked float32 tensors (`soft_contrastive`).
+"""
 
 import numbers
 
 from keras import ops
 
-from keras_cmr.losses._common import (
-    EPSILON,
-    check_embeddings,
-    check_positive,
-    cosine_matrix,
-    distances,
-    soft_cross_entropy,
-    to_float32,
-)
+from keras_cmr.losses.cross_entropy import soft_cross_entropy
+from keras_cmr.losses.distances import EPSILON, cosine_matrix, distances, to_float32
+from keras_cmr.losses.inputs import check_embeddings
+from keras_cmr.losses.options import SoftContrastiveOptions
 
 
 def _as_float32(value):
     return value if isinstance(value, numbers.Real) else to_float32(value)
+
+
+def margin_kernel(a, b, weights, margins, relative_distance):
+    """`soft_contrastive_margin` of float32 embeddings a (n, E) and b (m, E) or None."""
+    d = distances(a, b)
+    if relative_distance:
+        d = d / ops.maximum(ops.mean(d, axis=1, keepdims=True), EPSILON)
+    w = to_float32(weights)
+    return ops.sum(w * ops.square(d) + (1.0 - w) * ops.square(ops.relu(_as_float32(margins) - d)),
+                   axis=1)
+
+
+def infonce_kernel(a, b, targets, margins, temperature):
+    """`soft_contrastive_infonce` of float32 embeddings a (n, E) and b (n, E)."""
+    logits = (cosine_matrix(a, b) - _as_float32(margins)) / _as_float32(temperature)
+    ce = [soft_cross_entropy(to_float32(target), logits, axis=axis)
+          for target, axis in zip(targets, (1, 0))]
+    return 0.5 * (ce[0] + ce[1])
 
 
 def soft_contrastive_margin(image_embeddings, text_embeddings, weights, margins, *,
@@ -40,16 +58,13 @@ def soft_contrastive_margin(image_embeddings, text_embeddings, weights, margins,
     Returns:
         float32 tensor of shape (n,).
     """
+    SoftContrastiveOptions(relative_distance=relative_distance)
     named = {"image_embeddings": image_embeddings}
     if text_embeddings is not None:
         named["text_embeddings"] = text_embeddings
     e = check_embeddings(**named)
-    d = distances(e["image_embeddings"], e.get("text_embeddings"))
-    if relative_distance:
-        d = d / ops.maximum(ops.mean(d, axis=1, keepdims=True), EPSILON)
-    w = to_float32(weights)
-    return ops.sum(w * ops.square(d) + (1.0 - w) * ops.square(ops.relu(_as_float32(margins) - d)),
-                   axis=1)
+    return margin_kernel(e["image_embeddings"], e.get("text_embeddings"), weights, margins,
+                         relative_distance)
 
 
 def soft_contrastive_infonce(image_embeddings, text_embeddings, targets, margins=0.0, *,
@@ -74,10 +89,7 @@ def soft_contrastive_infonce(image_embeddings, text_embeddings, targets, margins
     Returns:
         float32 tensor of shape (n,).
     """
-    check_positive("temperature", temperature)
+    SoftContrastiveOptions(temperature=temperature)
     e = check_embeddings(image_embeddings=image_embeddings, text_embeddings=text_embeddings)
-    logits = (cosine_matrix(e["image_embeddings"], e["text_embeddings"])
-              - _as_float32(margins)) / _as_float32(temperature)
-    ce = [soft_cross_entropy(to_float32(target), logits, axis=axis)
-          for target, axis in zip(targets, (1, 0))]
-    return 0.5 * (ce[0] + ce[1])
+    return infonce_kernel(e["image_embeddings"], e["text_embeddings"], targets, margins,
+                          temperature)

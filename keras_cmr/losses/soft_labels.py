@@ -2,59 +2,55 @@
 
 A frozen source model's embeddings (s_i, t_j) give relaxed labels; mixed with the hard labels
 y_ij they become the pull weights w_ij and the margins m_ij of `soft_contrastive_margin`, or
-(with the source's own soft-max) the targets of `soft_contrastive_infonce`.
+(with the source's own soft-max) the targets of `soft_contrastive_infonce`. `soft_targets`
+gives each block of pairs what the kernel of the chosen form takes.
+
+The public functions check their options (through `SoftContrastiveOptions`) and inputs once
+per call; `soft_targets`, `mixed_weights` and `infonce_targets` take checked options and the
+label similarity y, computed once by the caller.
 """
 
 import collections
-import numbers
 
 from keras import ops
 
-from keras_cmr.losses._common import (
+from keras_cmr.losses.distances import (
     EPSILON,
-    check_embeddings,
-    check_labels,
-    check_non_negative,
-    check_positive,
     cosine_matrix,
     l2_normalize,
-    label_similarity,
     self_squared_distances,
     squared_distances,
     to_float32,
 )
+from keras_cmr.losses.inputs import check_embeddings, check_labels
+from keras_cmr.losses.labels import label_similarity
+from keras_cmr.losses.options import SoftContrastiveOptions
 
-MARGINS = ("relaxed", "fixed")
-CALIBRATIONS = ("none", "row", "rank")
 # sigma="median" on a batch whose source embeddings all coincide would divide by 0.
 SIGMA_FLOOR = 1e-6
+# The blocks of pairs: cross-modal first, then the intra-modal ones (intra_modal_weight > 0).
+BLOCKS = ("image_text", "image_image", "text_text")
 
 SoftLabels = collections.namedtuple("SoftLabels", ["weights", "margins"])
 SoftLabels.__doc__ = """One block's pull weights w (n, m) and margins m ((n, m), or a float)."""
 
-
-def check_sigma(sigma):
-    if isinstance(sigma, str):
-        if sigma != "median":
-            raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
-    elif not isinstance(sigma, numbers.Real) or isinstance(sigma, bool) or sigma <= 0:
-        raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
+SoftTargets = collections.namedtuple("SoftTargets", ["targets", "margins"])
+SoftTargets.__doc__ = """What a kernel is given for one block: its targets (margin form: the
+pull weights (n, m); InfoNCE form: the pair (q, q') of `soft_infonce_targets`) and margins."""
 
 
-def check_calibration(calibration):
-    if calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be one of {CALIBRATIONS}; received "
-                         f"calibration={calibration!r}")
+def has_source(source_image_embeddings, source_text_embeddings):
+    """True with both source embeddings, False with neither (the no-source control)."""
+    with_source = source_image_embeddings is not None or source_text_embeddings is not None
+    if with_source and (source_image_embeddings is None or source_text_embeddings is None):
+        raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
+                         "neither (the no-source control)")
+    return with_source
 
 
-def check_label_mix(label_mix):
-    if not 0.0 <= label_mix <= 1.0:
-        raise ValueError(f"label_mix must be in [0, 1]; received label_mix={label_mix!r}")
-
-
-def check_margin(margin):
-    if margin not in MARGINS:
-        raise ValueError(f"margin must be one of {MARGINS}; received margin={margin!r}")
+def normalized_source(x):
+    """The L2-normalised source embeddings, in float32, without gradient."""
+    return ops.stop_gradient(l2_normalize(to_float32(x)))
 
 
 def _ranks(values, axis):
@@ -92,11 +88,6 @@ def _relaxed(exponents, sigma_value):
     return sum(ops.exp(-z / sigma_value) for z in exponents) / len(exponents)
 
 
-def normalized_source(x):
-    """The L2-normalised source embeddings, in float32, without gradient."""
-    return ops.stop_gradient(l2_normalize(to_float32(x)))
-
-
 def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0,
                    calibration="none"):
     """Relaxed labels of the source model: w_ij = exp(-||s_i - t_j||^2 / sigma) (uncalibrated).
@@ -122,12 +113,36 @@ def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0,
     Returns:
         float32 tensor of shape (n, m) with entries in (0, 1].
     """
-    check_sigma(sigma)
-    check_calibration(calibration)
+    SoftContrastiveOptions(sigma=sigma, calibration=calibration)
     s = normalized_source(source_image_embeddings)
     t = normalized_source(source_text_embeddings)
     exponents = _exponents(squared_distances(s, t), calibration)
     return _relaxed(exponents, _sigma_value(sigma, exponents))
+
+
+def mixed_weights(s, t, y, options, blocks):
+    """Block -> w = lam * y + (1 - lam) * relaxed labels (no source, s = t = None: lam * y).
+
+    s, t: normalised source embeddings; y: the label similarity (None when label_mix = 0);
+    the intra-modal blocks share the cross-modal block's sigma (its median, if "median").
+    """
+    label_mix = options.label_mix
+    if s is None:
+        return dict.fromkeys(blocks, label_mix * y)
+    exponents = {"image_text": _exponents(squared_distances(s, t), options.calibration)}
+    sigma_value = _sigma_value(options.sigma, exponents["image_text"])
+    if "image_image" in blocks:
+        exponents.update(image_image=_exponents(self_squared_distances(s), options.calibration),
+                         text_text=_exponents(self_squared_distances(t), options.calibration))
+    weights = {}
+    for block in blocks:
+        w = _relaxed(exponents[block], sigma_value)
+        weights[block] = label_mix * y + (1.0 - label_mix) * w if label_mix > 0 else w
+    return weights
+
+
+def _margins(weights, options):
+    return options.delta * (1.0 - weights) if options.margin == "relaxed" else options.delta
 
 
 def soft_labels(source_image_embeddings=None, source_text_embeddings=None, labels=None, *,
@@ -160,18 +175,11 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
         dict block name -> `SoftLabels(weights, margins)`: float32 (n, n) weights, and margins
         of the same shape (margin="relaxed") or the float delta (margin="fixed").
     """
-    check_sigma(sigma)
-    check_calibration(calibration)
-    check_label_mix(label_mix)
-    check_non_negative("delta", delta)
-    check_margin(margin)
-    with_source = source_image_embeddings is not None or source_text_embeddings is not None
-    if with_source and (source_image_embeddings is None or source_text_embeddings is None):
-        raise ValueError("pass both source_image_embeddings and source_text_embeddings, or "
-                         "neither (the no-source control)")
+    options = SoftContrastiveOptions(sigma=sigma, calibration=calibration, label_mix=label_mix,
+                                     delta=delta, margin=margin)
+    with_source = has_source(source_image_embeddings, source_text_embeddings)
     if labels is None and (label_mix > 0 or not with_source):
         raise ValueError("labels are needed when label_mix > 0 or without source embeddings")
-    blocks = ("image_text", "image_image", "text_text") if intra_modal else ("image_text",)
     y = None
     if labels is not None:
         named = {}
@@ -179,22 +187,28 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
             named = check_embeddings(source_image_embeddings=source_image_embeddings,
                                      source_text_embeddings=source_text_embeddings)
         y = label_similarity(*[check_labels(labels, named)] * 2)
-    if not with_source:
-        weights = dict.fromkeys(blocks, label_mix * y)
-    else:
+    s = t = None
+    if with_source:
         s = normalized_source(source_image_embeddings)
         t = normalized_source(source_text_embeddings)
-        exponents = {"image_text": _exponents(squared_distances(s, t), calibration)}
-        sigma_value = _sigma_value(sigma, exponents["image_text"])
-        if intra_modal:
-            exponents.update(image_image=_exponents(self_squared_distances(s), calibration),
-                             text_text=_exponents(self_squared_distances(t), calibration))
-        weights = {}
-        for block in blocks:
-            w = _relaxed(exponents[block], sigma_value)
-            weights[block] = label_mix * y + (1.0 - label_mix) * w if label_mix > 0 else w
-    return {block: SoftLabels(w, delta * (1.0 - w) if margin == "relaxed" else delta)
-            for block, w in weights.items()}
+    weights = mixed_weights(s, t, y, options, BLOCKS if intra_modal else BLOCKS[:1])
+    return {block: SoftLabels(w, _margins(w, options)) for block, w in weights.items()}
+
+
+def infonce_targets(s, t, y, options):
+    """`soft_infonce_targets` of normalised source embeddings s, t and label similarity y
+    (None when unused), with label_weights="hard" for the hard targets alone."""
+    def hard(axis):  # axis 1: s_i ranks all t_j (image->text); 0: t_j ranks all s_i.
+        return y / ops.maximum(ops.sum(y, axis=axis, keepdims=True), EPSILON)
+
+    if options.label_weights == "hard":
+        return hard(1), hard(0)
+    source_logits = cosine_matrix(s, t) / options.source_temperature
+    soft = [ops.softmax(source_logits, axis=axis) for axis in (1, 0)]
+    label_mix = options.label_mix
+    if label_mix == 0:
+        return tuple(soft)
+    return tuple(label_mix * hard(axis) + (1.0 - label_mix) * q for axis, q in zip((1, 0), soft))
 
 
 def soft_infonce_targets(source_image_embeddings, source_text_embeddings, labels=None, *,
@@ -220,24 +234,44 @@ def soft_infonce_targets(source_image_embeddings, source_text_embeddings, labels
         (image_to_text, text_to_image): float32 (n, m) matrices; the first sums to 1 over each
         row, the second over each column (a row without a label-sharing partner sums to lam).
     """
-    check_label_mix(label_mix)
-    check_positive("source_temperature", source_temperature)
+    options = SoftContrastiveOptions(label_mix=label_mix, source_temperature=source_temperature,
+                                     label_weights="hard" if hard_targets else "relaxed")
     if labels is None and (label_mix > 0 or hard_targets):
         raise ValueError("labels are needed with label_mix > 0 or hard_targets")
     s = normalized_source(source_image_embeddings)
     t = normalized_source(source_text_embeddings)
     y = None
     if labels is not None:
-        labels = check_labels(labels, {"source_image_embeddings": s})
-        y = label_similarity(labels, labels)
-    source_logits = cosine_matrix(s, t) / source_temperature
-    targets = []
-    for axis in (1, 0):  # 1: s_i ranks all t_j (image->text); 0: t_j ranks all s_i.
-        hard = None if y is None else y / ops.maximum(ops.sum(y, axis=axis, keepdims=True),
-                                                      EPSILON)
-        if hard_targets:
-            targets.append(hard)
-            continue
-        soft = ops.softmax(source_logits, axis=axis)
-        targets.append(label_mix * hard + (1.0 - label_mix) * soft if label_mix > 0 else soft)
-    return tuple(targets)
+        y = label_similarity(*[check_labels(labels, {"source_image_embeddings": s})] * 2)
+    return infonce_targets(s, t, y, options)
+
+
+def soft_targets(source_image_embeddings, source_text_embeddings, y, options):
+    """Block -> `SoftTargets(targets, margins)`: what the kernel of `options.form` is given.
+
+    The weights w and margins m are those of `soft_labels`; the targets are the pull weights
+    (margin form: w, or y with label_weights="hard") or the pair (q, q') of
+    `soft_infonce_targets` (InfoNCE form). Blocks: "image_text", and with intra_modal_weight > 0
+    "image_image" and "text_text".
+
+    Args:
+        source_image_embeddings: (n, F) float32 source embeddings s_i (normalised here), or
+            None (the no-source control).
+        source_text_embeddings: (n, F) float32 source embeddings t_j, or None.
+        y: (n, n) label similarity of `label_similarity`, or None when no part uses it.
+        options: checked `SoftContrastiveOptions`.
+    """
+    s = t = None
+    if source_image_embeddings is not None:
+        s = normalized_source(source_image_embeddings)
+        t = normalized_source(source_text_embeddings)
+    blocks = BLOCKS if options.intra_modal_weight > 0 else BLOCKS[:1]
+    sources = {"image_text": (s, t), "image_image": (s, s), "text_text": (t, t)}
+    targets = {}
+    for block, w in mixed_weights(s, t, y, options, blocks).items():
+        if options.form == "margin":
+            pulled = y if options.label_weights == "hard" else w
+        else:
+            pulled = infonce_targets(*sources[block], y, options)
+        targets[block] = SoftTargets(pulled, _margins(w, options))
+    return targets
