@@ -15,6 +15,7 @@ from keras_cmr.losses.class_wise import (
     prototype_contrastive,
 )
 from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
+from keras_cmr.losses.mrl import MRLLoss, mrl, multimodal_contrastive, robust_clustering
 from keras_cmr.losses.pair_wise import (
     ContrastiveLoss,
     InfoNCELoss,
@@ -40,6 +41,7 @@ __all__ = [
     "DSCMRLoss",
     "InfoNCELoss",
     "LabelRegressionLoss",
+    "MRLLoss",
     "SoftContrastiveLoss",
     "SoftLabels",
     "SupervisedInfoNCELoss",
@@ -50,8 +52,11 @@ __all__ = [
     "infonce",
     "label_regression",
     "label_similarity",
+    "mrl",
+    "multimodal_contrastive",
     "prototype_contrastive",
     "relaxed_labels",
+    "robust_clustering",
     "soft_contrastive",
     "soft_contrastive_infonce",
     "soft_contrastive_margin",
