@@ -15,6 +15,7 @@ from keras_cmr.losses.class_wise import (
 )
 from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
 from keras_cmr.losses.labels import label_similarity
+from keras_cmr.losses.mrl import MRLLoss, mrl, multimodal_contrastive, robust_clustering
 from keras_cmr.losses.options import SoftContrastiveOptions
 from keras_cmr.losses.pair_wise import (
     ContrastiveLoss,
@@ -41,6 +42,7 @@ __all__ = [
     "DSCMRLoss",
     "InfoNCELoss",
     "LabelRegressionLoss",
+    "MRLLoss",
     "SoftContrastiveLoss",
     "SoftContrastiveOptions",
     "SoftLabels",
@@ -52,8 +54,11 @@ __all__ = [
     "infonce",
     "label_regression",
     "label_similarity",
+    "mrl",
+    "multimodal_contrastive",
     "prototype_contrastive",
     "relaxed_labels",
+    "robust_clustering",
     "soft_contrastive",
     "soft_contrastive_infonce",
     "soft_contrastive_margin",

@@ -21,5 +21,6 @@ from keras_cmr.methods.registry import Method, available, get, register, sources
 # Registration order is the order of `available()`, of `--help` and of the default tables.
 from keras_cmr.methods import class_wise, pair_wise, joint, transfer  # noqa: E402,F401,I001
 from keras_cmr.methods import linear  # noqa: E402,F401,I001
+from keras_cmr.methods import robust  # noqa: E402,F401,I001
 
 __all__ = ["Method", "available", "get", "register", "sources", "unregister"]
