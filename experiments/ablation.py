@@ -78,14 +78,16 @@ def main(argv=None):
     seeds = args.seeds or experiment.get("seeds", 5)
     base = TrainingConfig.from_experiment(experiment, args.config, verbose=0)
     dataset = load_dataset(experiment["data"])
-    met, control = base.soft_contrastive, base.control_options()
+    met = base.soft_contrastive.to_dict()
+    control = base.method_options.get("control", base.soft_contrastive).to_dict()
     rows = variants(met, control, base.source_folds)
     runs = []
     for seed in range(seeds):
         sources = {}  # per fold count: the seed's source model or out-of-fold embeddings
         for name, method, options, folds in rows:
             config = dataclasses.replace(base, soft_contrastive=options,
-                                         control_soft_contrastive=options, source_folds=folds)
+                                         method_options={"control": options},
+                                         source_folds=folds)
             needs_source = methods.get(method).needs_source
             if needs_source and folds not in sources:
                 sources[folds] = make_source(dataset, config, seed)

@@ -228,7 +228,7 @@ def main(argv=None):
         "learning_rate": learning_rate, "hidden_dims": list(hidden),
         "source_method": source_method, "scale": scale, "source_folds": source_folds,
         "soft_contrastive": met_options,
-        "control_soft_contrastive": control_options,
+        "method_options": {"control": control_options},
     }
     search.save(chosen)
     saving.write_json(chosen, args.write_config)

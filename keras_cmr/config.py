@@ -1,8 +1,17 @@
-"""The shared training protocol's settings (`TrainingConfig`); imports no framework."""
+"""The shared training protocol's settings (`TrainingConfig`); imports no framework.
+
+Every option is checked once, here, when the config is made (from an experiment file, the
+command line or Python), and held as a typed value: `SoftContrastiveOptions`, `LabelNoise`,
+preprocessing step tuples and each method's own options type (`methods.register(...,
+options=)`).
+"""
 
 import dataclasses
 
 from keras_cmr import methods
+from keras_cmr.options import (LabelNoise, SoftContrastiveOptions, check_steps,
+                               options_from_mapping)
+from keras_cmr.options.checks import check_positive_int
 
 # Keys an experiment file (`keras-cmr compare --config`) may hold besides the config's fields.
 EXPERIMENT_KEYS = ("data", "methods", "seeds")
@@ -17,19 +26,22 @@ class TrainingConfig:
     (METHOD.md's lr 1e-4 was still improving after 200 epochs); see docs/results.md.
 
     `source_method` names the class-wise model that the transfer methods ("met", "kim": those
-    registered with `needs_source`) transfer from; `soft_contrastive` holds
-    `SoftContrastiveLoss` arguments for "met" and "kim", and `control_soft_contrastive` those
-    of "control" (None: the same as `soft_contrastive`). `source_folds` > 1 makes the transfer
-    methods learn from out-of-fold source embeddings (`out_of_fold_source`) instead of one
-    source that saw every training pair. It stays 1 by default: on the Wikipedia validation
-    split 5 folds gained 0.002 validation avg mAP over 5 seeds (`experiments/wikipedia.json`
-    uses them), inside the seed spread, for 5 more source trainings.
+    registered with `needs_source`) transfer from; `soft_contrastive` holds the
+    `SoftContrastiveOptions` of "met" and "kim" (a dict of them is read into that type).
+    `method_options` maps a method name to its own options (its registered options type, or a
+    dict of them), e.g. {"control": {"delta": 3.0}}; a method without an entry uses its
+    defaults (`options_for`). `source_folds` > 1 makes the transfer methods learn from
+    out-of-fold source embeddings (`out_of_fold_source`) instead of one source that saw every
+    training pair. It stays 1 by default: on the Wikipedia validation split 5 folds gained
+    0.002 validation avg mAP over 5 seeds (`experiments/wikipedia.json` uses them), inside the
+    seed spread, for 5 more source trainings.
 
-    Issue 15's settings, each off by default (training is then exactly as before):
+    The data settings, each off by default:
 
-    - `label_noise`: None, or {"rate": r, "kind": "symmetric" | "asymmetric", "seed": s}
-      ("seed" optional: default the run's seed), noise put on the training labels before
-      validation is carved (`keras_cmr.experiment.setting.prepare_dataset`; definitions in
+    - `label_noise`: None, or a `LabelNoise` (or the dict {"rate": r, "kind": "symmetric" |
+      "asymmetric", "seed": s}, "kind" and "seed" optional; seed None: the run's seed), noise
+      put on the training labels before validation is carved
+      (`keras_cmr.experiment.setting.prepare_dataset`; definitions in
       `keras_cmr.datasets.noise`).
     - `image_preprocessing`, `text_preprocessing`: step names of
       `keras_cmr.datasets.preprocessing`, fitted on the carved training split only.
@@ -40,7 +52,7 @@ class TrainingConfig:
 
     `jit_compile` is `compile`'s: "auto" (Keras' choice: XLA on JAX, a graph without XLA on
     TensorFlow without a GPU, eager PyTorch), True or False. On the protocol's short fits
-    "auto" is faster; True pays on long ones (benchmarks/README.md, issue 16).
+    "auto" is faster; True pays on long ones (benchmarks/README.md).
     """
 
     epochs: int = 200
@@ -54,22 +66,19 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     scale: float = 16.0
     source_method: str = "source_pcl"
-    soft_contrastive: dict = dataclasses.field(default_factory=dict)
-    control_soft_contrastive: dict = None
+    soft_contrastive: SoftContrastiveOptions = dataclasses.field(
+        default_factory=SoftContrastiveOptions)
+    method_options: dict = dataclasses.field(default_factory=dict)
     source_folds: int = 1
-    label_noise: dict = None
-    image_preprocessing: list = dataclasses.field(default_factory=list)
-    text_preprocessing: list = dataclasses.field(default_factory=list)
+    label_noise: LabelNoise = None
+    image_preprocessing: tuple = ()
+    text_preprocessing: tuple = ()
     weight_decay: float = 0.0
     input_dropout: float = 0.0
     jit_compile: object = "auto"
     verbose: int = 1
 
     def __post_init__(self):
-        # The checks import Keras (keras_cmr.utils), which a config made for `--help` never
-        # reaches: the module itself imports no framework.
-        from keras_cmr.utils.checks import check_positive_int
-
         for name in ("epochs", "batch_size", "patience", "embedding_dim"):
             check_positive_int(getattr(self, name), f"`{name}`")
         if int(self.batch_size) < 2:
@@ -82,16 +91,18 @@ class TrainingConfig:
             raise ValueError(f"`source_folds` must be 1 (one source) or an integer >= 2 "
                              f"(out-of-fold sources), got {self.source_folds!r}.")
         self.hidden_dims = tuple(self.hidden_dims)
-        self._check_issue_15_settings()
+        self._read_data_settings()
         if self.source_method not in methods.sources():
             raise ValueError(f"`source_method` must be one of {methods.sources()}, got "
                              f"{self.source_method!r}.")
-        # Fails now, not after the source has trained, on an unknown or bad loss option. The
-        # loss needs Keras, which a config made for `--help` never reaches.
-        from keras_cmr.losses import SoftContrastiveLoss
-
-        SoftContrastiveLoss(**self.soft_contrastive)
-        SoftContrastiveLoss(**self.control_options())
+        if not isinstance(self.soft_contrastive, SoftContrastiveOptions):
+            self.soft_contrastive = options_from_mapping(
+                SoftContrastiveOptions, self.soft_contrastive, "`soft_contrastive`")
+        if not isinstance(self.method_options, dict):
+            raise ValueError(f"`method_options` must be a dict of method name -> options, got "
+                             f"{self.method_options!r}.")
+        self.method_options = {name: self._read_method_options(name, value)
+                               for name, value in self.method_options.items()}
 
     @classmethod
     def from_experiment(cls, experiment, source=None, **overrides):
@@ -107,11 +118,8 @@ class TrainingConfig:
         fields = {key: value for key, value in experiment.items() if key in known}
         return cls(**{**fields, **overrides})
 
-    def _check_issue_15_settings(self):
-        from keras_cmr.datasets.noise import check_noise_arguments
-        from keras_cmr.datasets.preprocessing import check_steps
-
-        if self.label_noise is not None:
+    def _read_data_settings(self):
+        if self.label_noise is not None and not isinstance(self.label_noise, LabelNoise):
             if not isinstance(self.label_noise, dict) or "rate" not in self.label_noise:
                 raise ValueError(f"`label_noise` must be None or a dict with a \"rate\" (and "
                                  f"optionally \"kind\", \"seed\"), got {self.label_noise!r}.")
@@ -119,11 +127,9 @@ class TrainingConfig:
             if unknown:
                 raise ValueError(f"`label_noise` has unknown key(s) {unknown}; known: "
                                  "['kind', 'rate', 'seed'].")
-            self.label_noise = {"kind": "symmetric", **self.label_noise}
-            check_noise_arguments(self.label_noise["rate"], self.label_noise["kind"],
-                                  self.label_noise.get("seed", 0))
-        self.image_preprocessing = list(check_steps(self.image_preprocessing, "image"))
-        self.text_preprocessing = list(check_steps(self.text_preprocessing, "text"))
+            self.label_noise = LabelNoise(**self.label_noise)
+        self.image_preprocessing = check_steps(self.image_preprocessing, "image")
+        self.text_preprocessing = check_steps(self.text_preprocessing, "text")
         for name, upper in (("weight_decay", None), ("input_dropout", 1.0)):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
@@ -134,12 +140,31 @@ class TrainingConfig:
             raise ValueError(f'`jit_compile` must be "auto", true or false, got '
                              f"{self.jit_compile!r}.")
 
+    @staticmethod
+    def _read_method_options(name, value):
+        """`value` as method `name`'s registered options type (a dict of them is read)."""
+        options_type = methods.get(name).options
+        if options_type is None:
+            raise ValueError(f"`method_options`: method {name!r} takes no options.")
+        if isinstance(value, options_type):
+            return value
+        return options_from_mapping(options_type, value, f"`method_options` of {name!r}")
+
+    def options_for(self, method):
+        """The options of `method`: its `method_options` entry, else its type's defaults."""
+        options_type = methods.get(method).options
+        if options_type is None:
+            raise ValueError(f"method {method!r} takes no options.")
+        return self.method_options.get(method, options_type())
+
     def noise_options(self, seed):
-        """`with_label_noise` arguments of a run with `seed` (None without label noise)."""
-        if self.label_noise is None or not self.label_noise["rate"]:
+        """The `LabelNoise` of a run with `seed` (its own seed, else `seed`); None without
+        label noise or at rate 0."""
+        if self.label_noise is None or not self.label_noise.rate:
             return None
-        return {"rate": self.label_noise["rate"], "kind": self.label_noise["kind"],
-                "seed": self.label_noise.get("seed", seed)}
+        if self.label_noise.seed is not None:
+            return self.label_noise
+        return dataclasses.replace(self.label_noise, seed=seed)
 
     def optimizer(self):
         """The protocol's optimiser: Adam, or AdamW when `weight_decay` > 0 (Keras)."""
@@ -149,12 +174,6 @@ class TrainingConfig:
             return keras.optimizers.AdamW(self.learning_rate, beta_1=self.beta_1,
                                           weight_decay=self.weight_decay)
         return keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
-
-    def control_options(self):
-        """The `SoftContrastiveLoss` arguments of the no-source control."""
-        if self.control_soft_contrastive is None:
-            return dict(self.soft_contrastive)
-        return dict(self.control_soft_contrastive)
 
 
 def default(field_name):

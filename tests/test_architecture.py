@@ -159,15 +159,16 @@ def test_no_method_is_chosen_by_its_name_outside_the_registry(path):
 
 # Lowest first: a subpackage may import the subpackages of a lower rank only.
 RANKS = {
-    "utils": 0, "failures": 0,
-    "datasets": 1, "distribution": 1, "losses": 1, "saving": 1, "statistics": 1,
-    "evaluation": 2, "layers": 2,
-    "callbacks": 3, "encoders": 3, "models": 3, "retrieval": 3,
-    "linear": 4,
-    "methods": 5,
-    "config": 6,
-    "experiment": 7,
-    "cli": 8,
+    "failures": 0, "options": 0,
+    "utils": 1,
+    "datasets": 2, "distribution": 2, "losses": 2, "saving": 2, "statistics": 2,
+    "evaluation": 3, "layers": 3,
+    "callbacks": 4, "encoders": 4, "models": 4, "retrieval": 4,
+    "linear": 5,
+    "methods": 6,
+    "config": 7,
+    "experiment": 8,
+    "cli": 9,
 }
 MODULES = {".".join(module_parts(path)) for path in SOURCES}
 

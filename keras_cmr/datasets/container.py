@@ -6,8 +6,9 @@ trust shapes, dtypes and label ranges instead of re-checking (or silently mis-tr
 
 import numpy as np
 
-from keras_cmr.datasets.noise import check_noise_arguments, flip_labels
-from keras_cmr.datasets.preprocessing import MODALITIES, check_steps, fit_transform_chain
+from keras_cmr.datasets.noise import flip_labels
+from keras_cmr.datasets.preprocessing import MODALITIES, fit_transform_chain
+from keras_cmr.options import check_noise_arguments, check_steps
 from keras_cmr.datasets.splits import carve_validation
 from keras_cmr.utils.checks import check_labels, check_num_classes, check_real
 

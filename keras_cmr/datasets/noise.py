@@ -18,23 +18,9 @@ Only single-label (1-D class index) labels are supported: flipping one class of 
 row has no agreed definition, so multi-hot labels are refused with a clear error.
 """
 
-import numbers
-
 import numpy as np
 
-NOISE_KINDS = ("symmetric", "asymmetric")
-
-
-def check_noise_arguments(rate, kind, seed):
-    """Raise a clear error unless `rate` is in [0, 1], `kind` known and `seed` an integer."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"label noise rate must be a number in [0, 1] (the fraction of "
-                         f"training pairs whose label is changed), got {rate!r}")
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"label noise kind must be one of {NOISE_KINDS}, got {kind!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"label noise seed must be an integer, got {seed!r}")
-
+from keras_cmr.options import check_noise_arguments
 
 def flip_count(num_labels, rate):
     """`round(rate * num_labels)`, rounded half up: the exact number of labels flipped."""

@@ -20,7 +20,8 @@ Which steps help is an empirical question answered on validation; nothing here i
 import numpy as np
 from sklearn.decomposition import PCA
 
-STEPS = ("standardize", "l2", "hellinger", "pca_whiten")
+from keras_cmr.options import check_steps
+
 MODALITIES = ("image", "text")
 _RANK_TOLERANCE = 1e-10
 
@@ -56,24 +57,11 @@ def _fit_step(step, train):
     return lambda features: l2_rows(np.sign(features) * np.sqrt(np.abs(features)))
 
 
-def check_steps(steps, modality):
-    """The steps as a tuple of names; a clear error on a string or an unknown step."""
-    if isinstance(steps, str):
-        raise TypeError(f"{modality} preprocessing must be a sequence of step names, e.g. "
-                        f"[{steps!r}], not a single string")
-    steps = tuple(steps)
-    for step in steps:
-        if step not in STEPS:
-            raise ValueError(f"unknown {modality} preprocessing step {step!r}; the steps are "
-                             f"{STEPS}")
-    return steps
-
-
 def fit_transform_chain(steps, train_features):
     """Fit `steps` in order on `train_features` and return the fitted transform.
 
     Args:
-        steps: sequence of names from `STEPS`.
+        steps: sequence of names from `keras_cmr.options.PREPROCESSING_STEPS`.
         train_features: `(n, d)` training features.
 
     Returns:

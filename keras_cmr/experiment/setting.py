@@ -39,7 +39,7 @@ def prepare_dataset(dataset, config, seed=0):
     if noise is not None:
         # A data set that comes with a validation split keeps it; with_label_noise then
         # flips the pooled train + val pairs, so validation is as noisy as train again.
-        dataset = dataset.with_label_noise(noise["rate"], seed=noise["seed"], kind=noise["kind"])
+        dataset = dataset.with_label_noise(noise.rate, seed=noise.seed, kind=noise.kind)
     dataset = dataset.with_validation(config.validation_fraction, seed=seed)
     if config.image_preprocessing or config.text_preprocessing:
         dataset = dataset.preprocessed(image=config.image_preprocessing,

@@ -16,7 +16,7 @@ from keras_cmr.losses.class_wise import (
 from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
 from keras_cmr.losses.labels import label_similarity
 from keras_cmr.losses.mrl import MRLLoss, mrl, multimodal_contrastive, robust_clustering
-from keras_cmr.losses.options import SoftContrastiveOptions
+from keras_cmr.options import SoftContrastiveOptions
 from keras_cmr.losses.pair_wise import (
     ContrastiveLoss,
     InfoNCELoss,

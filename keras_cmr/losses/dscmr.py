@@ -7,7 +7,7 @@ from keras_cmr.losses.base import DictLossWrapper, unpack
 from keras_cmr.losses.distances import cosine_matrix, safe_norm
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import same_class
-from keras_cmr.losses.options import check_non_negative
+from keras_cmr.options.checks import check_non_negative
 from keras_cmr.losses.class_wise import label_regression
 
 

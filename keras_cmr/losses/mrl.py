@@ -14,7 +14,7 @@ from keras_cmr.losses.base import DictLossWrapper, unpack
 from keras_cmr.losses.distances import l2_normalize
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import label_vectors
-from keras_cmr.losses.options import check_positive
+from keras_cmr.options.checks import check_positive
 
 # MRL's code defaults (utils/config.py): `--beta 0.5` weighs the robust clustering loss
 # against the contrastive loss, `--tau 1.0` divides the logits of both terms (main_noisy.py

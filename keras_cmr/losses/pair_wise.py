@@ -15,7 +15,7 @@ from keras_cmr.losses.cross_entropy import soft_cross_entropy
 from keras_cmr.losses.distances import cosine_matrix, distances, to_float32
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
 from keras_cmr.losses.labels import same_class
-from keras_cmr.losses.options import check_choice, check_non_negative, check_positive
+from keras_cmr.options.checks import check_choice, check_non_negative, check_positive
 
 MINING = ("hardest", "all")
 

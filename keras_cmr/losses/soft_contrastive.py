@@ -13,7 +13,7 @@ import keras
 from keras_cmr.losses.base import DictLossWrapper, unpack
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
 from keras_cmr.losses.labels import label_similarity
-from keras_cmr.losses.options import SoftContrastiveOptions
+from keras_cmr.options import SoftContrastiveOptions
 from keras_cmr.losses.soft_kernels import infonce_kernel, margin_kernel
 from keras_cmr.losses.soft_labels import has_source, soft_targets
 

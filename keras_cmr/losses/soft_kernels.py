@@ -12,7 +12,7 @@ from keras import ops
 from keras_cmr.losses.cross_entropy import soft_cross_entropy
 from keras_cmr.losses.distances import EPSILON, cosine_matrix, distances, to_float32
 from keras_cmr.losses.inputs import check_embeddings
-from keras_cmr.losses.options import SoftContrastiveOptions
+from keras_cmr.options import SoftContrastiveOptions
 
 
 def _as_float32(value):

@@ -24,7 +24,7 @@ from keras_cmr.losses.distances import (
 )
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import label_similarity
-from keras_cmr.losses.options import SoftContrastiveOptions
+from keras_cmr.options import SoftContrastiveOptions
 
 # sigma="median" on a batch whose source embeddings all coincide would divide by 0.
 SIGMA_FLOOR = 1e-6

@@ -27,6 +27,10 @@ class Method:
             callable `fit(model, dataset, config, callbacks, source)` returning a history dict
             with a "val_avg_map" list (one value per epoch or step; "loss" optional), for
             methods not trained by `model.fit` (closed-form baselines).
+        options: None, or the type of the method's options: a frozen dataclass whose every
+            field has a default and whose `__post_init__` checks the values. A config holds
+            one instance per method (`TrainingConfig.method_options`, read from an experiment
+            file's "method_options"); `build` reads it with `config.options_for(name)`.
     """
 
     name: str
@@ -35,10 +39,11 @@ class Method:
     needs_source: bool = False
     serves_as_source: bool = False
     fit: object = None
+    options: type = None
 
 
 def register(name, build, description, *, needs_source=False, serves_as_source=False,
-             fit=None):
+             fit=None, options=None):
     """Registers a method under `name` (after the ones already registered); returns its entry.
 
     See `Method` for the arguments. A name can be registered once (`unregister` it first to
@@ -60,9 +65,27 @@ def register(name, build, description, *, needs_source=False, serves_as_source=F
                          f"{description!r}.")
     if needs_source and serves_as_source:
         raise ValueError(f"method {name!r} cannot both need a source and serve as one.")
-    method = Method(name, build, description, bool(needs_source), bool(serves_as_source), fit)
+    if options is not None:
+        check_options_type(name, options)
+    method = Method(name, build, description, bool(needs_source), bool(serves_as_source), fit,
+                    options)
     _METHODS[name] = method
     return method
+
+
+def check_options_type(name, options):
+    """Raises TypeError unless `options` is a frozen dataclass type whose fields all have
+    defaults (a config without options for the method uses them)."""
+    params = getattr(options, "__dataclass_params__", None)
+    if not isinstance(options, type) or params is None or not params.frozen:
+        raise TypeError(f"the options of method {name!r} must be a frozen dataclass type, got "
+                        f"{options!r}.")
+    missing = [field.name for field in dataclasses.fields(options)
+               if field.default is dataclasses.MISSING
+               and field.default_factory is dataclasses.MISSING]
+    if missing:
+        raise TypeError(f"every option of method {name!r} needs a default; {missing} have "
+                        "none.")
 
 
 def unregister(name):

@@ -1,6 +1,9 @@
 """Embedding transfer from a class-wise source (MET, Kim et al.) and MET's no-source control."""
 
+import dataclasses
+
 from keras_cmr.methods.registry import register
+from keras_cmr.options import SoftContrastiveOptions
 
 
 def _transfer_builder(**fixed_options):
@@ -8,17 +11,21 @@ def _transfer_builder(**fixed_options):
         from keras_cmr import losses
         from keras_cmr.models import TransferModel
 
-        loss = losses.SoftContrastiveLoss(**{**config.soft_contrastive, **fixed_options})
-        return TransferModel(encoder, source.model, loss)
+        options = dataclasses.replace(config.soft_contrastive, **fixed_options)
+        return TransferModel(encoder, source.model, losses.SoftContrastiveLoss.from_options(
+            options))
 
     return build
 
 
 def build_control(encoder, num_classes, config, source):
+    """MET's loss without a source; its options are MET's (`config.soft_contrastive`) unless
+    `config.method_options` gives it its own."""
     from keras_cmr import losses
     from keras_cmr.models import PairwiseModel
 
-    return PairwiseModel(encoder, losses.SoftContrastiveLoss(**config.control_options()))
+    options = config.method_options.get("control", config.soft_contrastive)
+    return PairwiseModel(encoder, losses.SoftContrastiveLoss.from_options(options))
 
 
 register("kim", _transfer_builder(margin="fixed"),
@@ -27,4 +34,5 @@ register("met", _transfer_builder(),
          "MET: embedding transfer, relaxed labels and relaxed margins (soft contrastive)",
          needs_source=True)
 register("control", build_control,
-         "no-source control: MET's loss with w = lam * y (no transfer)")
+         "no-source control: MET's loss with w = lam * y (no transfer)",
+         options=SoftContrastiveOptions)

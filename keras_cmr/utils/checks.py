@@ -1,27 +1,18 @@
-"""Argument and array checks shared across keras_cmr; each error names the bad argument."""
+"""Argument and array checks shared across keras_cmr; each error names the bad argument.
+
+The scalar checks are framework-free and live in `keras_cmr.options.checks`; the array checks,
+which may meet backend tensors, live here.
+"""
 
 import numbers
 
 import keras
 import numpy as np
 
+from keras_cmr.options.checks import check_positive_int, check_seed
 
-def check_positive_int(value, name):
-    """`value` as an int, or ValueError when it is not an integer >= 1 (bools refused).
-
-    `name` is written into the message as given: "`k`" for a function's argument, "batch_size"
-    where the surrounding messages name attributes without quotes.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
-
-
-def check_seed(seed):
-    """`seed` as an int, or ValueError unless it is an integer >= 0 (bools refused)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+__all__ = ["check_finite_rows", "check_labels", "check_num_classes", "check_positive_int",
+           "check_real", "check_seed", "to_numpy"]
 
 
 def to_numpy(x, name):

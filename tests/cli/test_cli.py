@@ -68,7 +68,7 @@ def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
         "epochs": 2, "patience": 1, "embedding_dim": 8, "hidden_dims": [8],
         "source_method": "source_pcl",
         "soft_contrastive": {"sigma": "median", "delta": 1.5, "label_mix": 0.25},
-        "control_soft_contrastive": {"delta": 2.0, "label_mix": 0.75}}))
+        "method_options": {"control": {"delta": 2.0, "label_mix": 0.75}}}))
     out = tmp_path / "compare.json"
     # --seeds on the command line overrides the file's 3.
     assert main(["compare", "--config", str(experiment), "--seeds", "2", "--quiet",

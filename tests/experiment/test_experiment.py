@@ -53,7 +53,8 @@ def test_every_method_builds_and_transfer_needs_a_source():
     ("epochs", 0, "epochs"), ("batch_size", -1, "batch_size"),
     ("learning_rate", 0.0, "learning_rate"), ("source_method", "met", "source_method"),
     ("soft_contrastive", {"delta": -1.0}, "delta"),
-    ("control_soft_contrastive", {"label_mix": 2.0}, "label_mix"),
+    ("method_options", {"control": {"label_mix": 2.0}}, "label_mix"),
+    ("method_options", {"met": {}}, "takes no options"),
     ("source_folds", 0, "source_folds"), ("source_folds", True, "source_folds"),
 ])
 def test_config_rejects_bad_values(field, value, match):

@@ -99,3 +99,18 @@ def test_mrl_runs_through_the_protocol():
     losses = result["history"]["mrl"]["loss"]
     assert result["epochs"] == len(losses) >= 1 and np.all(np.isfinite(losses))
     assert 0.0 < result["test"]["avg_map"] <= 1.0
+
+
+def test_mrl_options_come_from_the_config_and_default_to_the_loss_defaults():
+    from keras_cmr.methods.robust import MRLOptions
+
+    assert MRLOptions() == MRLOptions(beta=MRL_BETA, temperature=MRL_TEMPERATURE)
+    config = TrainingConfig(method_options={"mrl": {"beta": 0.7, "temperature": 0.5}})
+    model = methods.get("mrl").build(encoder(), NUM_CLASSES, config, None)
+    assert (model.beta, model.temperature) == (0.7, 0.5)
+    with pytest.raises(ValueError, match=r"`method_options` of 'mrl': beta must be a number "
+                                         r"in \[0, 1\]; received beta=1.5"):
+        TrainingConfig(method_options={"mrl": {"beta": 1.5}})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['tau'\]; known: "
+                                         r"\['beta', 'temperature'\]"):
+        TrainingConfig(method_options={"mrl": {"tau": 1.0}})

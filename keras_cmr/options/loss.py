@@ -1,0 +1,79 @@
+"""`SoftContrastiveOptions`: the options of the soft contrastive loss, checked once."""
+
+import dataclasses
+
+from keras_cmr.options.checks import (check_choice, check_flag, check_non_negative,
+                                      check_number, check_positive, is_number)
+
+MARGINS = ("relaxed", "fixed")
+CALIBRATIONS = ("none", "row", "rank")
+FORMS = ("margin", "infonce")
+LABEL_WEIGHTS = ("relaxed", "hard")
+
+
+def check_sigma(sigma):
+    if sigma != "median" if isinstance(sigma, str) else not (is_number(sigma) and sigma > 0):
+        raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
+
+
+def check_label_mix(label_mix):
+    check_number("label_mix", label_mix, "in [0, 1]")
+    if not 0.0 <= label_mix <= 1.0:
+        raise ValueError(f"label_mix must be in [0, 1]; received label_mix={label_mix!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftContrastiveOptions:
+    """The options of the soft contrastive loss, checked when built (see `soft_contrastive`).
+
+    Attributes:
+        sigma: bandwidth of the relaxed labels, a positive number or "median".
+        delta: margin scale, >= 0.
+        margin: "relaxed" (m_ij = delta * (1 - w_ij)) or "fixed" (m_ij = delta).
+        relative_distance: divide d_ij by its row mean (margin form only); True or False.
+        label_mix: lam in [0, 1], the weight of the hard labels.
+        intra_modal_weight: gamma >= 0, the weight of the intra-modal blocks.
+        form: "margin" or "infonce".
+        temperature: temperature of the target logits (infonce form), > 0; a scalar tensor
+            (a learned temperature) is accepted unchecked.
+        source_temperature: temperature of the source targets (infonce form), > 0.
+        label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij).
+        calibration: "none", "row" or "rank"; see `relaxed_labels`.
+
+    Defaults: sigma 1, delta 1.5, lam 0.75, chosen on the validation split of the Wikipedia
+    benchmark (experiments/search.py; docs/results.md).
+    """
+
+    sigma: object = 1.0
+    delta: float = 1.5
+    margin: str = "relaxed"
+    relative_distance: bool = True
+    label_mix: float = 0.75
+    intra_modal_weight: float = 0.0
+    form: str = "margin"
+    temperature: object = 0.1
+    source_temperature: float = 0.1
+    label_weights: str = "relaxed"
+    calibration: str = "none"
+
+    def __post_init__(self):
+        check_sigma(self.sigma)
+        check_choice("calibration", self.calibration, CALIBRATIONS)
+        check_non_negative("delta", self.delta)
+        check_choice("margin", self.margin, MARGINS)
+        check_choice("label_weights", self.label_weights, LABEL_WEIGHTS)
+        check_choice("form", self.form, FORMS)
+        check_label_mix(self.label_mix)
+        check_non_negative("intra_modal_weight", self.intra_modal_weight)
+        check_positive("temperature", self.temperature)
+        check_positive("source_temperature", self.source_temperature)
+        check_flag("relative_distance", self.relative_distance)
+
+    @classmethod
+    def names(cls):
+        """The option names, in the order of the constructor's arguments."""
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    def to_dict(self):
+        """The options as plain keyword arguments (`SoftContrastiveLoss`'s, a config's)."""
+        return {name: getattr(self, name) for name in self.names()}
