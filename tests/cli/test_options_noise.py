@@ -6,7 +6,7 @@ import json
 import pytest
 
 from keras_cmr.cli import options
-from keras_cmr.datasets.noise import NOISE_KINDS
+from keras_cmr.options import NOISE_KINDS, LabelNoise
 
 
 def parse(argv):
@@ -21,19 +21,19 @@ def test_noise_kinds_agree_with_the_noise_module():
 
 def test_label_noise_options_set_the_config_and_override_the_file(tmp_path):
     assert parse([]).label_noise is None
-    assert parse(["--label-noise", "0.4"]).label_noise == {"rate": 0.4, "kind": "symmetric"}
+    assert parse(["--label-noise", "0.4"]).label_noise == LabelNoise(0.4, "symmetric")
     config = parse(["--label-noise", "0.2", "--label-noise-kind", "asymmetric"])
-    assert config.label_noise == {"rate": 0.2, "kind": "asymmetric"}
+    assert config.label_noise == LabelNoise(0.2, "asymmetric")
     experiment = tmp_path / "experiment.json"
     experiment.write_text(json.dumps({"label_noise": {"rate": 0.3, "seed": 7},
                                       "image_preprocessing": ["l2"]}))
     from_file = parse(["--config", str(experiment)])
-    assert from_file.label_noise == {"rate": 0.3, "kind": "symmetric", "seed": 7}
-    assert from_file.image_preprocessing == ["l2"]
+    assert from_file.label_noise == LabelNoise(0.3, "symmetric", 7)
+    assert from_file.image_preprocessing == ("l2",)
     # The kind alone changes the file's noise; a rate on the command line replaces its rate.
     kind_only = parse(["--config", str(experiment), "--label-noise-kind", "asymmetric"])
-    assert kind_only.label_noise == {"rate": 0.3, "kind": "asymmetric", "seed": 7}
-    assert parse(["--config", str(experiment), "--label-noise", "0.1"]).label_noise["rate"] == 0.1
+    assert kind_only.label_noise == LabelNoise(0.3, "asymmetric", 7)
+    assert parse(["--config", str(experiment), "--label-noise", "0.1"]).label_noise.rate == 0.1
 
 
 def test_label_noise_kind_without_a_rate_and_a_bad_rate_are_refused():
