@@ -1,6 +1,7 @@
 """`keras-cmr evaluate`: a saved `.keras` model's retrieval figures on a data split."""
 
-from keras_cmr.cli.options import DEFAULT_DATA, add_data_option
+from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_overwrite_option,
+                                   check_output_file)
 
 
 def add_parser(commands):
@@ -10,6 +11,7 @@ def add_parser(commands):
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--top-k", type=int, default=None, help="mAP@k instead of mAP@all")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    add_overwrite_option(parser, "the --json file")
     parser.set_defaults(run=run)
 
 
@@ -18,6 +20,8 @@ def run(args):
     from keras_cmr.datasets import load_dataset
     from keras_cmr.evaluation import evaluate_retrieval
 
+    if args.json:
+        check_output_file(args.json, "--json", args.overwrite)
     model = saving.load_model(args.model)
     dataset = load_dataset(args.data or DEFAULT_DATA)
     if args.split == "val":

@@ -1,5 +1,7 @@
 """`keras-cmr extract-features`: frozen keras-hub backbone features of raw images and captions."""
 
+from keras_cmr.cli.options import add_overwrite_option, check_output_file
+
 
 def add_parser(commands):
     parser = commands.add_parser(
@@ -15,6 +17,7 @@ def add_parser(commands):
                         help="the annotation file (.jsonl or .tsv) of a raw data set, or its "
                              "folder (format: keras_cmr.datasets.raw)")
     parser.add_argument("--out", required=True, help="the features .npz to write")
+    add_overwrite_option(parser, "the --out file")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int,
                         help="token ids per caption (default: the text encoder's, at most 77)")
@@ -46,6 +49,7 @@ def run(args):
 
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out must name a .npz file, got {args.out!r}")
+    check_output_file(args.out, "--out", args.overwrite)
     image_tower, text_tower = _towers(args)
     # Decode straight to the backbone's input size: the converter then only rescales.
     dataset = load_raw_pairs(args.data, image_size=image_tower.image_shape[:2],

@@ -2,16 +2,20 @@
 
     keras-cmr train                       # MET on digits; writes runs/met-seed0/
     keras-cmr train --resume              # continues a killed run from runs/met-seed0/backup
+    keras-cmr train --label-noise 0.4 --overwrite
+                                          # replaces the finished run in runs/met-seed0/
     keras-cmr train --method contrastive --data wikipedia:../shared/data/wikipedia_sift_lda
                                           # writes runs/contrastive-seed0/
     keras-cmr evaluate runs/met-seed0/encoder.keras --data digits
     keras-cmr compare --data digits --methods source,contrastive,met --seeds 3 --json out.json
-    keras-cmr compare --resume --json out.json --data digits --methods source,contrastive,met \
+    keras-cmr compare --resume --json out.json --data digits --methods source,contrastive,met \\
         --seeds 3                         # skips the runs out.json holds
     keras-cmr compare --config experiments/wikipedia.json --json wikipedia.json
-    keras-cmr plot wikipedia.json --out docs/figures/wikipedia   # writes the two PNG files there
+    keras-cmr plot wikipedia.json --out docs/figures/wikipedia --overwrite
+                                          # redraws the two PNG files there
     keras-cmr extract-features --preset ./clip_preset --data my_pairs/ --out features.npz
 
+An output that holds a result already is refused before any work unless --overwrite.
 Exit status: 0 done, 2 bad input, 3 training failed (diverged or collapsed; nothing saved).
 """
 

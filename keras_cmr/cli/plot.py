@@ -2,6 +2,8 @@
 
 import os
 
+from keras_cmr.cli.options import add_overwrite_option, check_output_folder
+
 PLOTS = ("precision_recall.png", "validation_map.png")
 
 
@@ -13,6 +15,7 @@ def add_parser(commands):
                         help="folder for the PNG files (default %(default)s)")
     parser.add_argument("--methods", help="comma-separated methods to plot (default: all)")
     parser.add_argument("--title", help="title prefix (default: the data set's name)")
+    add_overwrite_option(parser, "the PNG files")
     parser.set_defaults(run=run)
 
 
@@ -91,6 +94,7 @@ def validation_curves(runs, source_method):
 
 
 def run(args):
+    check_output_folder(args.out, "--out", args.overwrite, PLOTS)
     try:
         import matplotlib
 
