@@ -23,11 +23,11 @@ import argparse
 import importlib
 import sys
 
-import keras_cmr
 from keras_cmr.cli import quiet
 
 # One module per command (keras_cmr.cli.<name>, with `add_parser(commands)`), in help order.
-# Building the parser imports no deep-learning framework: `--help` stays fast.
+# These modules, and what they import at their top, import no deep-learning framework: the
+# console script (keras_cmr_cli) builds the parser before `keras_cmr` itself is imported.
 COMMANDS = (
     "train",
     "evaluate",
@@ -61,23 +61,25 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verbose:
-        return _run(args)
-    quiet.quiet_environment()
-    with quiet.start_up_lines_filtered():
-        return _run(args)
+    """Runs the command line `argv` (default: sys.argv) in a process that imports keras_cmr
+    as usual; returns the exit status. The console script is `keras_cmr_cli.main`."""
+    return run(parse(argv))
 
 
-def _run(args):
-    # numpy only (keras_cmr.failures says why): the framework still loads below.
+def parse(argv=None):
+    """The parsed command line (argparse exits on --help and bad usage); unless --verbose, the
+    frameworks' log levels are set for a quiet start."""
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet.quiet_environment()
+    return args
+
+
+def run(args):
+    """Runs the parsed command; returns the exit status (bad input: one line on stderr)."""
     from keras_cmr.failures import TrainingFailure
 
     join_processes()
-    # Every class registered (keras.saving.load_model), as a plain `import keras_cmr` does;
-    # the framework loads here, after the log settings.
-    keras_cmr.import_all()
     try:
         return args.run(args) or 0
     except (ValueError, FileNotFoundError, TypeError, KeyError) as error:
@@ -92,7 +94,7 @@ def _run(args):
 
 def join_processes():
     """Joins a multi-process JAX job when the launcher's variables ask for one (docs/scaling.md),
-    before any backend work; a plain run does nothing and imports no framework here."""
+    before any backend work; a plain run does nothing."""
     from keras_cmr.distribution import processes
 
     if processes.multiprocess_requested():

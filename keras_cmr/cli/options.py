@@ -7,10 +7,7 @@ import warnings
 from keras_cmr import methods
 from keras_cmr.config import TrainingConfig
 from keras_cmr.config import default as config_default
-
-# The label noise kinds of keras_cmr.datasets.noise, written here: that package imports Keras,
-# which `--help` must not (tests/cli/test_options_noise.py checks that both agree).
-NOISE_KINDS = ("symmetric", "asymmetric")
+from keras_cmr.noise_kinds import NOISE_KINDS
 
 DATA_HELP = ("data set: 'digits' (default, no download: scikit-learn's 8x8 digits as two "
              "half-image views, a stand-in, not image-text data), 'wikipedia:PATH' (the "

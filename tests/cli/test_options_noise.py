@@ -6,17 +6,12 @@ import json
 import pytest
 
 from keras_cmr.cli import options
-from keras_cmr.datasets.noise import NOISE_KINDS
 
 
 def parse(argv):
     parser = argparse.ArgumentParser()
     options.add_protocol_options(parser)
     return options.training_config(parser.parse_args(argv))
-
-
-def test_noise_kinds_agree_with_the_noise_module():
-    assert options.NOISE_KINDS == NOISE_KINDS
 
 
 def test_label_noise_options_set_the_config_and_override_the_file(tmp_path):
