@@ -6,9 +6,10 @@ framework-free modules of the package (`keras_cmr.cli`'s argument builders, whic
 `keras_cmr.methods`, `keras_cmr.config` and `keras_cmr.noise_kinds`), but Python runs a
 package's `__init__` before any module inside it. This module therefore puts the `keras_cmr`
 package in `sys.modules` with its `__init__` not yet run, builds the parser and parses the
-command line there, and runs `__init__` only for a command that runs, with the start-up lines
-held back (`keras_cmr.cli.quiet`). `--help` and usage errors import no framework; the package
-itself has one way of being imported.
+command line there, makes the command's framework-free checks (a finished run that only
+--overwrite may replace, ...), and runs `__init__` only for a command that runs, with the
+start-up lines held back (`keras_cmr.cli.quiet`). `--help`, usage errors and those refusals
+import no framework; the package itself has one way of being imported.
 """
 
 import contextlib
@@ -27,6 +28,9 @@ def main(argv=None):
     from keras_cmr.cli import quiet
 
     args = command.parse(argv)
+    status = command.check(args)
+    if status:
+        return status
     with contextlib.nullcontext() if args.verbose else quiet.start_up_lines_filtered():
         _run_package_init()
         quiet.import_tensorflow_if_used(args.command)

@@ -40,7 +40,7 @@ def add_parser(commands):
     existing.add_argument("--overwrite", action="store_true",
                           help="replace an existing --json file (without it, or --resume, the "
                                "command refuses before any work)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check_results_file)
 
 
 def run(args):
@@ -61,7 +61,6 @@ def run(args):
     config = training_config(args)
     settings = {"data": data, "methods": methods, "seeds": seeds,
                 "config": dataclasses.asdict(config)}
-    check_results_file(args)
     finished = finished_runs(args, settings)
     dataset = load_dataset(data)
 

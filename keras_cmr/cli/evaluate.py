@@ -12,7 +12,13 @@ def add_parser(commands):
     parser.add_argument("--top-k", type=int, default=None, help="mAP@k instead of mAP@all")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     add_overwrite_option(parser, "the --json file")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
+
+
+def check(args):
+    """The --json file, before any work."""
+    if args.json:
+        check_output_file(args.json, "--json", args.overwrite)
 
 
 def run(args):
@@ -20,8 +26,6 @@ def run(args):
     from keras_cmr.datasets import load_dataset
     from keras_cmr.evaluation import evaluate_retrieval
 
-    if args.json:
-        check_output_file(args.json, "--json", args.overwrite)
     model = saving.load_model(args.model)
     dataset = load_dataset(args.data or DEFAULT_DATA)
     if args.split == "val":

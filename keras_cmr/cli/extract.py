@@ -25,7 +25,7 @@ def add_parser(commands):
                         help="drop bad annotation lines with a warning listing them, instead "
                              "of stopping with the list")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def _towers(args):
@@ -43,13 +43,17 @@ def _towers(args):
             TextTower.from_preset(args.text_preset, sequence_length=args.sequence_length))
 
 
+def check(args):
+    """The --out file, before any work."""
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must name a .npz file, got {args.out!r}")
+    check_output_file(args.out, "--out", args.overwrite)
+
+
 def run(args):
     from keras_cmr.datasets import load_raw_pairs, save_npz
     from keras_cmr.encoders import extract_features
 
-    if not args.out.endswith(".npz"):
-        raise ValueError(f"--out must name a .npz file, got {args.out!r}")
-    check_output_file(args.out, "--out", args.overwrite)
     image_tower, text_tower = _towers(args)
     # Decode straight to the backbone's input size: the converter then only rescales.
     dataset = load_raw_pairs(args.data, image_size=image_tower.image_shape[:2],

@@ -40,7 +40,7 @@ def add_parser(commands):
     parser.add_argument("--faiss", action="store_true",
                         help="a faiss IndexFlatIP (needs faiss-cpu) instead of brute force")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def load_split(spec, split_name):
@@ -93,14 +93,18 @@ def embed(model, modality, features, quiet):
     return np.concatenate(chunks)
 
 
+def check(args):
+    """The --out folder, before any work: any content counts (a folder of other files is
+    refused by `index.save` even with --overwrite)."""
+    check_output_folder(args.out, "--out", args.overwrite)
+
+
 def run(args):
     import numpy as np
 
     from keras_cmr import saving
     from keras_cmr.retrieval import BruteForceIndex, FaissIndex
 
-    # Any content counts: a folder of other files is refused by `index.save` anyway.
-    check_output_folder(args.out, "--out", args.overwrite)
     try:
         index = FaissIndex() if args.faiss else BruteForceIndex()
     except ImportError as error:  # the command line reports bad setup as one line

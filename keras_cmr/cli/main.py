@@ -39,6 +39,8 @@ COMMANDS = (
 )
 # The exit status of a run whose training diverged or collapsed (2: bad input).
 TRAINING_FAILED = 3
+# The errors that are bad input (exit status 2).
+BAD_INPUT = (ValueError, FileNotFoundError, TypeError, KeyError)
 VERBOSE_HELP = ("show the frameworks' C++ start-up logs (oneDNN, CUDA probing, CPU features), "
                 "hidden by default")
 
@@ -63,7 +65,8 @@ def build_parser():
 def main(argv=None):
     """Runs the command line `argv` (default: sys.argv) in a process that imports keras_cmr
     as usual; returns the exit status. The console script is `keras_cmr_cli.main`."""
-    return run(parse(argv))
+    args = parse(argv)
+    return check(args) or run(args)
 
 
 def parse(argv=None):
@@ -75,21 +78,36 @@ def parse(argv=None):
     return args
 
 
+def check(args):
+    """The command's checks that need no framework (`args.check`: its outputs, e.g. a finished
+    run that only --overwrite may replace), made before any work; returns the exit status: 0,
+    or 2 after one line on stderr."""
+    try:
+        args.check(args)
+    except BAD_INPUT as error:
+        return report_bad_input(args, error)
+    return 0
+
+
 def run(args):
-    """Runs the parsed command; returns the exit status (bad input: one line on stderr)."""
+    """Runs the parsed command; returns the exit status."""
     from keras_cmr.failures import TrainingFailure
 
     join_processes()
     try:
         return args.run(args) or 0
-    except (ValueError, FileNotFoundError, TypeError, KeyError) as error:
-        # Bad input is the user's to fix: one clear line, no traceback.
-        print(f"keras-cmr {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as error:
+        return report_bad_input(args, error)
     except TrainingFailure as failure:
         # The run diverged or collapsed: nothing was saved (the commands save after training).
         print(f"keras-cmr {args.command}: training failed: {failure}", file=sys.stderr)
         return TRAINING_FAILED
+
+
+def report_bad_input(args, error):
+    """Bad input is the user's to fix: one clear line, no traceback; returns exit status 2."""
+    print(f"keras-cmr {args.command}: error: {error}", file=sys.stderr)
+    return 2
 
 
 def join_processes():

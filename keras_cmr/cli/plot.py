@@ -16,7 +16,7 @@ def add_parser(commands):
     parser.add_argument("--methods", help="comma-separated methods to plot (default: all)")
     parser.add_argument("--title", help="title prefix (default: the data set's name)")
     add_overwrite_option(parser, "the PNG files")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def data_set_name(content):
@@ -93,8 +93,12 @@ def validation_curves(runs, source_method):
     return stages
 
 
-def run(args):
+def check(args):
+    """The --out folder, before any work."""
     check_output_folder(args.out, "--out", args.overwrite, PLOTS)
+
+
+def run(args):
     try:
         import matplotlib
 

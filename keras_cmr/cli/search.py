@@ -27,7 +27,7 @@ def add_parser(commands):
     parser.add_argument("--out", required=True, help="JSON-lines file of the results")
     add_overwrite_option(parser, "the --out file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def read_gallery_record(directory):
@@ -58,14 +58,18 @@ def relevance(query_labels, gallery_labels, hits):
     return np.einsum("ql,qkl->qk", query_labels, found) > 0
 
 
+def check(args):
+    """--top-k and the --out file, before any work."""
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    check_output_file(args.out, "--out", args.overwrite)
+
+
 def run(args):
     import numpy as np
 
     from keras_cmr import saving
 
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
-    check_output_file(args.out, "--out", args.overwrite)
     index, record = read_gallery_record(args.index)
     model = saving.load_model(args.encoder)
     fingerprint = encoder_fingerprint(model)

@@ -43,7 +43,7 @@ def add_parser(commands):
                         help="continue the killed run backed up in the output folder (same "
                              "options); without a backup, start afresh")
     add_overwrite_option(parser, "a finished run (or an interrupted run's backup)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def run(args):
@@ -55,8 +55,8 @@ def run(args):
     from keras_cmr.failures import TrainingFailure
 
     start = time.perf_counter()
-    output = args.output.format(method=args.method, seed=args.seed)
-    backup = check_output(output, args)
+    output = output_folder(args)
+    backup = os.path.join(output, "backup")
     config = training_config(args)
     data = experiment_setting(args, "data", DEFAULT_DATA)
     dataset = load_dataset(data)
@@ -95,10 +95,15 @@ def run(args):
     print(f"took {time.perf_counter() - start:.0f} s (training and test measurement)")
 
 
-def check_output(output, args):
-    """Refuses, before any work, an `output` that is no folder, or that holds a finished run
-    or an interrupted run's backup that the options do not say to replace or continue;
-    returns the backup folder."""
+def output_folder(args):
+    """The run's folder: --output with the method and seed filled in."""
+    return args.output.format(method=args.method, seed=args.seed)
+
+
+def check(args):
+    """Refuses, before any work, an output folder that is no folder, or that holds a finished
+    run or an interrupted run's backup that the options do not say to replace or continue."""
+    output = output_folder(args)
     backup = os.path.join(output, "backup")
     interrupted = os.path.isdir(backup)
     # A backup exists only if its run was free to replace the folder's finished run.
@@ -107,7 +112,6 @@ def check_output(output, args):
     if interrupted and not (args.resume or args.overwrite):
         raise ValueError(f"{backup} holds the backup of an interrupted run: continue it with "
                          "--resume (same options), or start over with --overwrite.")
-    return backup
 
 
 def save_run(output, model, source, figures):

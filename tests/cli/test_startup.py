@@ -25,22 +25,22 @@ from keras_cmr.models import CrossModalEncoder, PairwiseModel
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FRAMEWORKS = ("tensorflow", "jax", "torch", "keras")
 
-# Runs the console script's entry point on each argv given as JSON; prints what it printed
-# and the framework modules it imported.
-HELP_SCRIPT = """
+# Runs the console script's entry point on each argv given as JSON; prints, for each, its
+# exit status and what it printed, and the framework modules the process imported.
+NO_FRAMEWORK_SCRIPT = """
 import contextlib, io, json, sys
 import keras_cmr_cli
-pages = {}
+runs = {}
 for argv in json.loads(sys.argv[1]):
-    page = io.StringIO()
-    with contextlib.redirect_stdout(page):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            keras_cmr_cli.main(argv)
+            status = keras_cmr_cli.main(argv)
         except SystemExit as exit:
-            assert exit.code == 0, (argv, exit.code)
-    pages[" ".join(argv)] = page.getvalue()
+            status = exit.code
+    runs[" ".join(argv)] = {"status": status, "out": out.getvalue(), "err": err.getvalue()}
 loaded = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[2].split(",")))
-print(json.dumps({"pages": pages, "frameworks": loaded}))
+print(json.dumps({"runs": runs, "frameworks": loaded}))
 """
 
 # A plain `import keras_cmr`, then a saved model loaded with Keras' own loader; then every
@@ -87,14 +87,34 @@ def test_help_of_the_command_and_of_each_subcommand_imports_no_framework():
                                ("train", "evaluate", "compare", "plot", "extract-features",
                                 "index", "search")]
     assert len(commands) == len(COMMANDS) + 1
-    child = run_child(HELP_SCRIPT, json.dumps(commands), ",".join(FRAMEWORKS))
+    child = run_child(NO_FRAMEWORK_SCRIPT, json.dumps(commands), ",".join(FRAMEWORKS))
     report = json.loads(child.stdout.splitlines()[-1])
     assert report["frameworks"] == []
-    assert "--verbose" in report["pages"]["--help"]
+    assert {run["status"] for run in report["runs"].values()} == {0}
+    assert "--verbose" in report["runs"]["--help"]["out"]
     for command in ("train --help", "compare --help"):
         for name in methods.available():
             line = f"  {name} +{re.escape(methods.get(name).description)}$"
-            assert re.search(line, report["pages"][command], re.M), (command, name)
+            assert re.search(line, report["runs"][command]["out"], re.M), (command, name)
+
+
+def test_an_output_that_holds_a_result_is_refused_before_any_framework_import(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "figures.json").write_text("{}")
+    (tmp_path / "compare.json").write_text("{}")
+    commands = [["train", "--output", str(tmp_path / "run")],
+                ["compare", "--json", str(tmp_path / "compare.json")],
+                ["plot", "results.json", "--out", str(tmp_path / "compare.json")]]
+    child = run_child(NO_FRAMEWORK_SCRIPT, json.dumps(commands), ",".join(FRAMEWORKS))
+    report = json.loads(child.stdout.splitlines()[-1])
+    assert report["frameworks"] == []
+    runs = [report["runs"][" ".join(argv)] for argv in commands]
+    assert [run["status"] for run in runs] == [2, 2, 2]
+    assert runs[0]["err"].startswith("keras-cmr train: error: --output ")
+    assert "already holds figures.json: pass --overwrite" in runs[0]["err"]
+    assert "exists: continue that comparison with --resume" in runs[1]["err"]
+    assert "is a file, not a folder" in runs[2]["err"]
+    assert all(len(run["err"].splitlines()) == 1 for run in runs)
 
 
 def pairwise_model(path):
