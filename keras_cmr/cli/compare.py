@@ -3,7 +3,9 @@
 A run that fails (diverged or collapsed: `keras_cmr.failures.TrainingFailure`) is recorded in
 the table's JSON as {"method", "seed", "failure"} and the other runs go on; the command then
 exits with status 3 (keras_cmr.cli.main.TRAINING_FAILED). With --json the file is rewritten
-(atomically) after every run, so `--resume` can skip the runs it holds.
+(atomically) after every run, so `--resume` can skip the runs it holds; an existing --json
+file is refused before any work unless `--resume` continues it or `--overwrite` replaces it
+(from the first finished run on).
 """
 
 import argparse
@@ -11,7 +13,8 @@ import json
 import os
 
 from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
-                                   experiment_setting, methods_epilog, training_config)
+                                   check_output_file, experiment_setting, methods_epilog,
+                                   training_config)
 
 DEFAULT_METHODS = "source,contrastive,naive_sum,met"
 DEFAULT_SEEDS = 3
@@ -29,11 +32,15 @@ def add_parser(commands):
     add_protocol_options(parser)
     parser.add_argument("--json", help="write every run's figures, curves and the table here "
                                        "(rewritten after every run)")
-    parser.add_argument("--resume", action="store_true",
-                        help="skip the runs already finished in the --json file (of an "
-                             "interrupted compare with the same settings); failed runs are "
-                             "run again")
-    parser.set_defaults(run=run)
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="skip the runs already finished in the --json file (of an "
+                               "interrupted compare with the same settings); failed runs are "
+                               "run again")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace an existing --json file (without it, or --resume, the "
+                               "command refuses before any work)")
+    parser.set_defaults(run=run, check=check_results_file)
 
 
 def run(args):
@@ -87,12 +94,24 @@ def paired_statistics(results, methods):
             if method in present and registry.get(method).needs_source}
 
 
+def check_results_file(args):
+    """Refuses, before any work, a --json file that exists when neither --resume nor
+    --overwrite says what to do with it, and a path that cannot be one."""
+    if not args.json:
+        if args.resume or args.overwrite:
+            option = "--resume" if args.resume else "--overwrite"
+            raise ValueError(f"{option} needs --json: the file of the comparison.")
+        return
+    if os.path.isfile(args.json) and not (args.resume or args.overwrite):
+        raise ValueError(f"--json {args.json!r} exists: continue that comparison with --resume "
+                         "(same settings), replace it with --overwrite, or give another --json")
+    check_output_file(args.json, "--json", overwrite=True)
+
+
 def finished_runs(args, settings):
     """The successful runs of the --json file to skip with --resume (none without it)."""
     if not args.resume:
         return []
-    if not args.json:
-        raise ValueError("--resume needs --json: the file of the interrupted comparison.")
     if not os.path.exists(args.json):
         return []  # nothing finished yet: start from the beginning
     from keras_cmr.utils.files import read_json_object

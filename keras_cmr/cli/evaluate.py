@@ -1,6 +1,7 @@
 """`keras-cmr evaluate`: a saved `.keras` model's retrieval figures on a data split."""
 
-from keras_cmr.cli.options import DEFAULT_DATA, add_data_option
+from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_overwrite_option,
+                                   check_output_file)
 
 
 def add_parser(commands):
@@ -10,7 +11,14 @@ def add_parser(commands):
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--top-k", type=int, default=None, help="mAP@k instead of mAP@all")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.set_defaults(run=run)
+    add_overwrite_option(parser, "the --json file")
+    parser.set_defaults(run=run, check=check)
+
+
+def check(args):
+    """The --json file, before any work."""
+    if args.json:
+        check_output_file(args.json, "--json", args.overwrite)
 
 
 def run(args):

@@ -1,5 +1,7 @@
 """`keras-cmr extract-features`: frozen keras-hub backbone features of raw images and captions."""
 
+from keras_cmr.cli.options import add_overwrite_option, check_output_file
+
 
 def add_parser(commands):
     parser = commands.add_parser(
@@ -15,6 +17,7 @@ def add_parser(commands):
                         help="the annotation file (.jsonl or .tsv) of a raw data set, or its "
                              "folder (format: keras_cmr.datasets.raw)")
     parser.add_argument("--out", required=True, help="the features .npz to write")
+    add_overwrite_option(parser, "the --out file")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int,
                         help="token ids per caption (default: the text encoder's, at most 77)")
@@ -22,7 +25,7 @@ def add_parser(commands):
                         help="drop bad annotation lines with a warning listing them, instead "
                              "of stopping with the list")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def _towers(args):
@@ -40,12 +43,17 @@ def _towers(args):
             TextTower.from_preset(args.text_preset, sequence_length=args.sequence_length))
 
 
+def check(args):
+    """The --out file, before any work."""
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must name a .npz file, got {args.out!r}")
+    check_output_file(args.out, "--out", args.overwrite)
+
+
 def run(args):
     from keras_cmr.datasets import load_raw_pairs, save_npz
     from keras_cmr.encoders import extract_features
 
-    if not args.out.endswith(".npz"):
-        raise ValueError(f"--out must name a .npz file, got {args.out!r}")
     image_tower, text_tower = _towers(args)
     # Decode straight to the backbone's input size: the converter then only rescales.
     dataset = load_raw_pairs(args.data, image_size=image_tower.image_shape[:2],

@@ -8,7 +8,8 @@ gallery's labels, which tell search whether each hit is relevant.
 
 import os
 
-from keras_cmr.cli.options import DEFAULT_DATA, add_data_option
+from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_overwrite_option,
+                                   check_output_folder)
 
 GALLERY_FILE = "gallery.json"
 LABELS_FILE = "labels.npy"
@@ -33,11 +34,13 @@ def add_parser(commands):
     add_embedding_options(parser, "a .keras file saved by keras-cmr (encoder or model)", "text",
                           "which side of the pairs forms the gallery (default text)")
     add_data_option(parser)
-    parser.add_argument("--out", required=True, help="folder of the index (replaced whole)")
+    parser.add_argument("--out", required=True, help="folder of the index")
+    add_overwrite_option(parser, "the index (replaced whole; a folder of other files is never "
+                                 "replaced)")
     parser.add_argument("--faiss", action="store_true",
                         help="a faiss IndexFlatIP (needs faiss-cpu) instead of brute force")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def load_split(spec, split_name):
@@ -88,6 +91,12 @@ def embed(model, modality, features, quiet):
         if progress is not None:
             progress.add(1)
     return np.concatenate(chunks)
+
+
+def check(args):
+    """The --out folder, before any work: any content counts (a folder of other files is
+    refused by `index.save` even with --overwrite)."""
+    check_output_folder(args.out, "--out", args.overwrite)
 
 
 def run(args):

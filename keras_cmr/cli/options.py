@@ -1,15 +1,12 @@
 """Options shared by the subcommands: data, protocol, an experiment file, output."""
 
 import dataclasses
-import warnings
+import os
 
 from keras_cmr import methods
 from keras_cmr.config import TrainingConfig
 from keras_cmr.config import default as config_default
-
-# The label noise kinds of keras_cmr.datasets.noise, written here: that package imports Keras,
-# which `--help` must not (tests/cli/test_options_noise.py checks that both agree).
-NOISE_KINDS = ("symmetric", "asymmetric")
+from keras_cmr.options import NOISE_KINDS
 
 DATA_HELP = ("data set: 'digits' (default, no download: scikit-learn's 8x8 digits as two "
              "half-image views, a stand-in, not image-text data), 'wikipedia:PATH' (the "
@@ -28,6 +25,53 @@ def methods_epilog():
 
 def add_data_option(parser):
     parser.add_argument("--data", help=DATA_HELP)
+
+
+def add_overwrite_option(parser, result):
+    """`--overwrite`: without it, a command refuses to replace `result` (e.g. "a finished
+    run") that its output already holds."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {result} that the output already holds (without it the "
+                             "command refuses, before any work)")
+
+
+def check_output_file(path, option, overwrite):
+    """Before any work: refuses an output file that names a folder or lies under a file, and
+    an existing one unless `overwrite`."""
+    _check_under_a_folder(path, option)
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a folder; give a file name")
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(f"{option} {path!r} exists: pass --overwrite to replace it, or give "
+                         f"another {option}")
+
+
+def check_output_folder(path, option, overwrite, results=None):
+    """Before any work: refuses an output folder that is a file or lies under one, and, unless
+    `overwrite`, one that holds a result: any of the files `results`, or (None) anything."""
+    _check_under_a_folder(path, option)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a file, not a folder")
+    if overwrite or not os.path.isdir(path):
+        return
+    if results is None:
+        present = sorted(os.listdir(path))
+    else:
+        present = [name for name in results if os.path.exists(os.path.join(path, name))]
+    if present:
+        shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+        raise ValueError(f"{option} {path!r} already holds {shown}: pass --overwrite to "
+                         f"replace it, or give another {option}")
+
+
+def _check_under_a_folder(path, option):
+    """Refuses a `path` whose nearest existing parent is a file (it can be neither made nor
+    written)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option} {path!r} lies under {parent!r}, which is a file")
 
 
 def add_protocol_options(parser):
@@ -49,18 +93,6 @@ def add_protocol_options(parser):
                         help="with --label-noise: 'symmetric' (default; uniform over the "
                              "other classes) or 'asymmetric' (class c -> c + 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def __getattr__(name):
-    # The old home of `read_json_object`, kept working; imported on demand because
-    # keras_cmr.utils imports Keras, which `--help` must not.
-    if name == "read_json_object":
-        warnings.warn("keras_cmr.cli.options.read_json_object is deprecated; import it from "
-                      "keras_cmr.utils.files.", DeprecationWarning, stacklevel=2)
-        from keras_cmr.utils.files import read_json_object
-
-        return read_json_object
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_experiment_file(path):

@@ -2,6 +2,8 @@
 
 import os
 
+from keras_cmr.cli.options import add_overwrite_option, check_output_folder
+
 PLOTS = ("precision_recall.png", "validation_map.png")
 
 
@@ -13,7 +15,8 @@ def add_parser(commands):
                         help="folder for the PNG files (default %(default)s)")
     parser.add_argument("--methods", help="comma-separated methods to plot (default: all)")
     parser.add_argument("--title", help="title prefix (default: the data set's name)")
-    parser.set_defaults(run=run)
+    add_overwrite_option(parser, "the PNG files")
+    parser.set_defaults(run=run, check=check)
 
 
 def data_set_name(content):
@@ -88,6 +91,11 @@ def validation_curves(runs, source_method):
             elif transfer:
                 stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])
     return stages
+
+
+def check(args):
+    """The --out folder, before any work."""
+    check_output_folder(args.out, "--out", args.overwrite, PLOTS)
 
 
 def run(args):

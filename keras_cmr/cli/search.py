@@ -10,7 +10,7 @@ import os
 
 from keras_cmr.cli.index import (GALLERY_FILE, LABELS_FILE, MODALITIES, add_embedding_options,
                                  embed, encoder_fingerprint, load_split)
-from keras_cmr.cli.options import DATA_HELP
+from keras_cmr.cli.options import DATA_HELP, add_overwrite_option, check_output_file
 
 
 def add_parser(commands):
@@ -25,8 +25,9 @@ def add_parser(commands):
     parser.add_argument("--queries", help=f"data set of the queries; {DATA_HELP}")
     parser.add_argument("--top-k", type=int, default=10, help="hits per query (default 10)")
     parser.add_argument("--out", required=True, help="JSON-lines file of the results")
+    add_overwrite_option(parser, "the --out file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, check=check)
 
 
 def read_gallery_record(directory):
@@ -57,13 +58,18 @@ def relevance(query_labels, gallery_labels, hits):
     return np.einsum("ql,qkl->qk", query_labels, found) > 0
 
 
+def check(args):
+    """--top-k and the --out file, before any work."""
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    check_output_file(args.out, "--out", args.overwrite)
+
+
 def run(args):
     import numpy as np
 
     from keras_cmr import saving
 
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     index, record = read_gallery_record(args.index)
     model = saving.load_model(args.encoder)
     fingerprint = encoder_fingerprint(model)

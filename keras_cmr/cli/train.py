@@ -3,19 +3,26 @@
 Every epoch is backed up in OUTPUT/backup (`keras_cmr.experiment.SeededEpochs`), so
 `keras-cmr train --resume` with the same options continues a killed run to the result of an
 uninterrupted one; the backup is removed when the run has finished.
+
+An OUTPUT that holds a finished run (`FINISHED_RUN_FILES`) is refused before any work unless
+`--overwrite`; the new run then replaces it only once its own files are all written.
 """
 
 import argparse
 import dataclasses
 import os
 import shutil
+import tempfile
 import time
 
 from keras_cmr import methods
-from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_protocol_options,
+from keras_cmr.cli.options import (DEFAULT_DATA, add_data_option, add_overwrite_option,
+                                   add_protocol_options, check_output_folder,
                                    experiment_setting, methods_epilog, training_config)
 
 DEFAULT_METHOD = "met"
+# Either file marks a folder that holds a finished run.
+FINISHED_RUN_FILES = ("figures.json", "model.keras")
 
 
 def add_parser(commands):
@@ -35,7 +42,8 @@ def add_parser(commands):
     parser.add_argument("--resume", action="store_true",
                         help="continue the killed run backed up in the output folder (same "
                              "options); without a backup, start afresh")
-    parser.set_defaults(run=run)
+    add_overwrite_option(parser, "a finished run (or an interrupted run's backup)")
+    parser.set_defaults(run=run, check=check)
 
 
 def run(args):
@@ -46,13 +54,10 @@ def run(args):
     from keras_cmr.failures import TrainingFailure
 
     start = time.perf_counter()
+    output = output_folder(args)
+    backup = os.path.join(output, "backup")
     config = training_config(args)
     data = experiment_setting(args, "data", DEFAULT_DATA)
-    output = args.output.format(method=args.method, seed=args.seed)
-    backup = os.path.join(output, "backup")
-    if os.path.isdir(backup) and not args.resume:
-        raise ValueError(f"{backup} holds the backup of an interrupted run: continue it with "
-                         "--resume (same options), or remove the folder to start over.")
     dataset = load_dataset(data)
     # Backups are per process: a multi-process run is not backed up (its processes would
     # write one folder).
@@ -60,6 +65,8 @@ def run(args):
     if args.resume and not resumable:
         raise ValueError("--resume works in a one-process run only.")
     # Several processes feed their shares of the one-process run's batches: the same training.
+    if not args.resume:
+        shutil.rmtree(backup, ignore_errors=True)  # an interrupted run that --overwrite drops
     plan = SeededEpochs(args.seed, backup=backup if resumable else None)
     try:
         model, result, source = run_with_source(args.method, dataset, config, seed=args.seed,
@@ -86,15 +93,56 @@ def run(args):
     print(f"took {time.perf_counter() - start:.0f} s (training and test measurement)")
 
 
+def output_folder(args):
+    """The run's folder: --output with the method and seed filled in."""
+    return args.output.format(method=args.method, seed=args.seed)
+
+
+def check(args):
+    """Refuses, before any work, an output folder that is no folder, or that holds a finished
+    run or an interrupted run's backup that the options do not say to replace or continue."""
+    output = output_folder(args)
+    backup = os.path.join(output, "backup")
+    interrupted = os.path.isdir(backup)
+    # A backup exists only if its run was free to replace the folder's finished run.
+    check_output_folder(output, "--output", args.overwrite or (args.resume and interrupted),
+                        FINISHED_RUN_FILES)
+    if interrupted and not (args.resume or args.overwrite):
+        raise ValueError(f"{backup} holds the backup of an interrupted run: continue it with "
+                         "--resume (same options), or start over with --overwrite.")
+
+
 def save_run(output, model, source, figures):
-    """Writes model.keras, encoder.keras, the source's encoders if any, and figures.json;
-    returns what was written, for the summary line."""
+    """Writes model.keras, encoder.keras, the source's encoders if any, and figures.json into
+    `output`; returns what was written, for the summary line.
+
+    The files are written (atomically) into a temporary folder inside `output` first, then
+    moved in, figures.json last; a finished run there is thus replaced only once the new one
+    is complete, and its `.keras` files that the new run does not write are removed.
+    """
     from keras_cmr import saving
 
-    saved = ["model.keras", "encoder.keras (serving)", "figures.json"]
-    if source is not None:
-        saved.insert(2, source.save_encoders(output))
-    saving.save_model(model, os.path.join(output, "model.keras"))
-    saving.save_model(model.encoder, os.path.join(output, "encoder.keras"))
-    saving.write_json(figures, os.path.join(output, "figures.json"))
+    os.makedirs(output, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", dir=output)
+    try:
+        saved = ["model.keras", "encoder.keras (serving)", "figures.json"]
+        if source is not None:
+            saved.insert(2, source.save_encoders(staging))
+        saving.save_model(model, os.path.join(staging, "model.keras"))
+        saving.save_model(model.encoder, os.path.join(staging, "encoder.keras"))
+        saving.write_json(figures, os.path.join(staging, "figures.json"))
+        written = sorted(os.listdir(staging), key=lambda name: name == "figures.json")
+        # The old figures.json goes first and the new one comes last: in between, no
+        # figures.json sits beside models that are not its own.
+        old_figures = os.path.join(output, "figures.json")
+        if os.path.exists(old_figures):
+            os.remove(old_figures)
+        for name in os.listdir(output):
+            path = os.path.join(output, name)
+            if name.endswith(".keras") and name not in written and os.path.isfile(path):
+                os.remove(path)
+        for name in written:
+            os.replace(os.path.join(staging, name), os.path.join(output, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return saved

@@ -9,12 +9,15 @@ row sort; benchmarks/README.md, evaluation, "third session"); each kernel here i
 Relevance comes either from class codes (`query_codes[row] == gallery_codes[column]`, with
 `relevant` None) or from a bool `relevant` array (with both codes None). The kernels release
 the GIL, so the ranking threads of `ranking` run them in parallel.
+
+The kernels are plain Python functions until the first call of `order_keys` or
+`relevant_ranks` hands them to numba (`_compile`): `import numba` alone took 0.23-0.34 s (our
+measurement), which every `import keras_cmr` would otherwise pay.
 """
 
-import numba
+import threading
+
 import numpy as np
-from numba.core import types
-from numba.extending import overload
 
 # Rows with more tie groups than this are re-sorted whole (stably) instead of scanned once per
 # group: a scan took 1 us at 10k columns and 3-5 us at 40k, the re-sort 70 us and 2 ms (our
@@ -22,6 +25,33 @@ from numba.extending import overload
 _MAX_TIE_GROUPS = 64
 # Scores compared per step when scanning a row for a tied value (vectorised any-equal).
 _SCAN_STEP = 64
+# The names of the kernels that `_compile` replaces by numba dispatchers, and whether it has.
+_KERNELS = []
+_compiled = False
+_compile_lock = threading.Lock()
+
+
+def _kernel(function):
+    """Marks `function` for `numba.njit(nogil=True, cache=True)` in `_compile`."""
+    _KERNELS.append(function.__name__)
+    return function
+
+
+def _compile():
+    """Replaces each kernel of this module by its numba dispatcher, once per process; the
+    kernels then call each other's dispatchers (numba reads this module's globals)."""
+    global _compiled
+    with _compile_lock:  # the ranking threads may make the first calls together
+        if _compiled:
+            return
+        import numba
+        from numba.extending import overload
+
+        overload(_is_relevant, jit_options={"nogil": True})(_is_relevant_for)
+        kernels = globals()
+        for name in _KERNELS:
+            kernels[name] = numba.njit(nogil=True, cache=True)(kernels[name])
+        _compiled = True
 
 
 def _is_relevant(query_codes, gallery_codes, relevant, row, column):
@@ -30,16 +60,17 @@ def _is_relevant(query_codes, gallery_codes, relevant, row, column):
 
 
 # numba compiles one of the two per call's types (its branch pruning on `is None` did not
-# remove the other branch's code, which then failed to type).
-@overload(_is_relevant, jit_options={"nogil": True})
+# remove the other branch's code, which then failed to type). `_compile` registers it.
 def _is_relevant_for(query_codes, gallery_codes, relevant, row, column):
+    from numba.core import types
+
     if isinstance(relevant, types.NoneType):
         return lambda query_codes, gallery_codes, relevant, row, column: (
             gallery_codes[column] == query_codes[row])
     return lambda query_codes, gallery_codes, relevant, row, column: relevant[row, column]
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel
 def _order_value(bits):
     """An int of the same order as the float32 with these bits: its magnitude bits m, negated
     for a negative float, so -0.0 and +0.0 both get 0 (they tie)."""
@@ -47,7 +78,6 @@ def _order_value(bits):
     return np.int32(-magnitude) if bits < 0 else magnitude
 
 
-@numba.njit(nogil=True, cache=True)
 def order_keys(bits, query_codes, gallery_codes, relevant, keys):
     """Writes int32 keys 2 * v + rel of the float32 scores whose bits are `bits` into `keys`.
 
@@ -55,6 +85,14 @@ def order_keys(bits, query_codes, gallery_codes, relevant, keys):
     1 for a relevant item, so that a value sort puts a relevant item after the irrelevant ones
     of equal score. Returns how many items are relevant.
     """
+    if not _compiled:
+        _compile()
+    return _order_keys(bits, query_codes, gallery_codes, relevant, keys)
+
+
+@_kernel
+def _order_keys(bits, query_codes, gallery_codes, relevant, keys):
+    """The kernel of `order_keys`."""
     n_rows, n_columns = bits.shape
     total = 0
     for row in range(n_rows):
@@ -65,7 +103,6 @@ def order_keys(bits, query_codes, gallery_codes, relevant, keys):
     return total
 
 
-@numba.njit(nogil=True, cache=True)
 def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, precision_sums,
                    rows, ranks, k):
     """Ranks of the relevant items from the row-sorted `keys` of `order_keys`.
@@ -77,6 +114,16 @@ def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, pre
     `bits` are the scores' bits in gallery order; `ranks` needs one slot more than the relevant
     items (the scan writes every column there and advances past the relevant ones only).
     """
+    if not _compiled:
+        _compile()
+    _relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, precision_sums,
+                    rows, ranks, k)
+
+
+@_kernel
+def _relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, precision_sums,
+                    rows, ranks, k):
+    """The kernel of `relevant_ranks`."""
     n_rows, n_columns = keys.shape
     end = 0
     for row in range(n_rows):
@@ -113,7 +160,7 @@ def relevant_ranks(keys, bits, query_codes, gallery_codes, relevant, counts, pre
         precision_sums[row] = precision_sum
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel
 def _reorder_tie_group(row_keys, row_bits, query_codes, gallery_codes, relevant, row, columns,
                        first_hit, end):
     """Hands the columns of one tie group to its members by gallery index, in `columns`.
@@ -150,7 +197,7 @@ def _reorder_tie_group(row_keys, row_bits, query_codes, gallery_codes, relevant,
     return n_hits
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel
 def _hand_out(row_bits, target, mask, query_codes, gallery_codes, relevant, row, columns, start,
               stop, group):
     """`_reorder_tie_group` over gallery items `start:stop`: the members found there take the
@@ -165,7 +212,7 @@ def _hand_out(row_bits, target, mask, query_codes, gallery_codes, relevant, row,
     return first_hit, n_hits, top_column, members, relevant_members
 
 
-@numba.njit(nogil=True, cache=True)
+@_kernel
 def _stable_columns(bits, query_codes, gallery_codes, relevant, row, columns):
     """Writes the sorted columns of the relevant items of one row into `columns`, ascending,
     equal scores ordered by gallery index: the row re-sorted with the index in an int64 key."""

@@ -19,9 +19,9 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
-import numba
 import numpy as np
 
+from keras_cmr.utils.jit import compiled_on_first_call
 from keras_cmr.utils.threads import CPU_WORKERS, one_blas_thread
 
 # The host path scores blocks of at most this many queries x gallery rows (32 MB of float32
@@ -39,7 +39,7 @@ HOST_MIN_WORKER_QUERIES = 256
 _EMPTY = np.iinfo(np.int64).max
 
 
-@numba.njit(nogil=True, cache=True)
+@compiled_on_first_call
 def fold_in_scores(scores, first_position, best_scores, best_positions):
     """Folds `scores` (n, m), gallery positions `first_position` + column, into each row's k
     best (`best_scores`, `best_positions`: (n, k), highest score first, equal scores by lower

@@ -92,9 +92,15 @@ def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
     assert main(["plot", str(out), "--out", str(figures)]) == 0
     for name in ("precision_recall.png", "validation_map.png"):
         assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    assert main(["plot", str(out), "--methods", "met,dscmr", "--out", str(figures)]) == 2
+    # Drawn again, of one method only: the files are replaced.
+    first = (figures / "precision_recall.png").read_bytes()
+    assert main(["plot", str(out), "--methods", "met", "--out", str(figures),
+                 "--overwrite"]) == 0
+    assert (figures / "precision_recall.png").read_bytes() != first
+    assert main(["plot", str(out), "--methods", "met,dscmr", "--out", str(figures),
+                 "--overwrite"]) == 2
     assert "no runs of ['dscmr']" in capsys.readouterr().err
-    assert main(["plot", str(experiment), "--out", str(figures)]) == 2
+    assert main(["plot", str(experiment), "--out", str(tmp_path / "other")]) == 2
     assert "not a `keras-cmr compare --json` file" in capsys.readouterr().err
 
 
@@ -123,7 +129,8 @@ def test_bad_experiment_files_get_one_clear_line(tmp_path, capsys, content, mess
     (["compare", "--config", "/nowhere/experiment.json"], "no such file"),
     (["plot", "/nowhere/compare.json"], "results file: no such file"),
 ])
-def test_bad_input_gets_one_clear_line(argv, message, capsys):
+def test_bad_input_gets_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train's default output folder is relative: an empty one
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error

@@ -6,17 +6,13 @@ import json
 import pytest
 
 from keras_cmr.cli import options
-from keras_cmr.options import NOISE_KINDS, LabelNoise
+from keras_cmr.options import LabelNoise
 
 
 def parse(argv):
     parser = argparse.ArgumentParser()
     options.add_protocol_options(parser)
     return options.training_config(parser.parse_args(argv))
-
-
-def test_noise_kinds_agree_with_the_noise_module():
-    assert options.NOISE_KINDS == NOISE_KINDS
 
 
 def test_label_noise_options_set_the_config_and_override_the_file(tmp_path):
@@ -41,10 +37,3 @@ def test_label_noise_kind_without_a_rate_and_a_bad_rate_are_refused():
         parse(["--label-noise-kind", "asymmetric"])
     with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\]"):
         parse(["--label-noise", "1.5"])
-
-
-def test_read_json_object_moved_to_utils_files():
-    from keras_cmr.utils.files import read_json_object
-
-    with pytest.warns(DeprecationWarning, match="keras_cmr.utils.files"):
-        assert options.read_json_object is read_json_object

@@ -25,7 +25,7 @@ TRAIN = ["train", "--method", "contrastive", "--epochs", "6", "--patience", "2",
 def keras_cmr(*argv):
     """`keras-cmr ARGV` in a child process, as the console script runs it."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_CMR_LAZY_IMPORT")}
+           if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
     return subprocess.Popen([sys.executable, "-c",
                              "import sys, keras_cmr_cli; sys.exit(keras_cmr_cli.main())",
