@@ -8,8 +8,8 @@ from keras import ops
 
 from keras_cmr.distribution import batch_multiple, scale_for_replicas
 from keras_cmr.layers import ProjectionTower
-from keras_cmr.models.inputs import (host_array, resolve_steps_per_execution,
-                                     steps_for_callbacks)
+from keras_cmr.models.inputs import (host_array, resolve_steps_per_execution, steps_for_callbacks,
+                                     steps_per_epoch)
 from keras_cmr.utils.checks import check_labels, check_positive_int
 
 MODALITIES = ("image", "text")
@@ -209,6 +209,11 @@ class CrossModalTrainer(keras.Model):
                                    host_array(y), 32 if batch_size is None else batch_size)
         if getattr(self, "_auto_steps_per_execution", False):
             steps = steps_for_callbacks(kwargs.get("callbacks"))
+            epoch_steps = kwargs.get("steps_per_epoch") or steps_per_epoch(x, batch_size)
+            if epoch_steps:
+                # Keras' progress bar counts the last step of each group: a group longer than
+                # the epoch would read "20/13".
+                steps = min(steps, epoch_steps)
             if steps != self.steps_per_execution:
                 self.steps_per_execution = steps
                 self.train_function = None  # compiled for the other grouping

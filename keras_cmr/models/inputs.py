@@ -63,6 +63,17 @@ def steps_for_callbacks(callbacks):
     return default_steps_per_execution()
 
 
+def steps_per_epoch(x, batch_size):
+    """The steps of one epoch of `fit(x, batch_size=...)`: `len(x)` for a `PyDataset`,
+    batches of a dict of arrays (`batch_size`, Keras' default 32), None for anything else."""
+    if isinstance(x, keras.utils.PyDataset):
+        return len(x)
+    if isinstance(x, dict) and x:
+        rows = len(next(iter(x.values())))
+        return -(-rows // (32 if batch_size is None else batch_size))
+    return None
+
+
 def device_inputs(inputs, labels):
     """The features and labels of a data set, checked, as backend tensors on the default device
     (float32 features, labels as given). `DeviceBatches` batches them.

@@ -1,5 +1,7 @@
 """The trainer's per-backend compile defaults and device-resident inputs change no number."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -47,7 +49,7 @@ def test_compile_takes_the_backends_steps_per_execution(data):
     expected = 20 if BACKEND == "tensorflow" else 1
     assert default_steps_per_execution() == expected
     model, _ = train(*data)
-    assert model.steps_per_execution == expected
+    assert model.steps_per_execution == min(expected, 4)  # fit's epochs have 4 steps
     assert model.get_compile_config()["steps_per_execution"] == "auto"
     assert model.get_compile_config()["jit_compile"] == "auto"
 
@@ -106,8 +108,18 @@ def test_callbacks_on_single_batches_see_every_batch(data):
     assert Batches.seen == [0, 1, 2, 3] * 2
     assert model.steps_per_execution == 1
     model.fit(*data, batch_size=10, epochs=1, verbose=0)
-    assert model.steps_per_execution == default_steps_per_execution()
+    # The backend's grouping, never longer than the epoch's 4 steps.
+    assert model.steps_per_execution == min(default_steps_per_execution(), 4)
     assert int(model.optimizer.iterations) == 12
+
+
+def test_the_progress_bar_counts_the_epochs_steps(data, capsys):
+    keras.utils.set_random_seed(0)
+    model = TransferModel(CrossModalEncoder.projection(4, hidden_dims=(8,)))
+    model.compile(optimizer="adam")
+    model.fit(*data, batch_size=10, epochs=1, verbose=1)
+    counts = re.findall(r"(\d+)/4\b", capsys.readouterr().out)
+    assert counts and max(int(count) for count in counts) == 4
 
 
 def test_device_batches_gather_the_epochs_order_on_the_device(data):
