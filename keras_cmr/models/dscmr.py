@@ -35,18 +35,9 @@ class DSCMRModel(CrossModalTrainer):
                                              name="classifier")
         self.class_loss = DSCMRLoss(alpha=self.alpha, beta=self.beta)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.build_head(self.classifier, input_shape)
-
     def training_loss(self, x, labels, embeddings, training):
         labels, embeddings = gather_global_batch((labels, embeddings))
-        return self.class_loss(labels, {
-            "image": embeddings["image"],
-            "text": embeddings["text"],
-            "image_predictions": self.classifier(embeddings["image"]),
-            "text_predictions": self.classifier(embeddings["text"]),
-        })
+        return self.class_loss(labels, self.classified(embeddings, "predictions"))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "alpha": self.alpha,

@@ -175,6 +175,18 @@ class CrossModalTrainer(keras.Model):
     def build(self, input_shape):
         if not self.encoder.built:
             self.encoder.build(input_shape)
+        # A trainer with a `classifier` (a class head both modalities' embeddings go through,
+        # see `classified`) builds it too. No class-level default: on PyTorch a class
+        # attribute would hide the layer, which torch keeps among its modules.
+        classifier = getattr(self, "classifier", None)
+        if classifier is not None:
+            self.build_head(classifier, input_shape)
+
+    def classified(self, embeddings, name):
+        """`embeddings` with `classifier`'s output on each modality as "image_<name>" and
+        "text_<name>" (the y_pred keys of the class-wise losses)."""
+        return {**embeddings, f"image_{name}": self.classifier(embeddings["image"]),
+                f"text_{name}": self.classifier(embeddings["text"])}
 
     def build_head(self, head, input_shape):
         """Builds `head`, a layer applied to the embeddings, for the image embeddings' shape."""

@@ -39,18 +39,9 @@ class MRLModel(CrossModalTrainer):
         self.classifier = CosineClassifier(self.num_classes, scale=1.0, name="classifier")
         self.mrl_loss = MRLLoss(beta=self.beta, temperature=self.temperature)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.build_head(self.classifier, input_shape)
-
     def training_loss(self, x, labels, embeddings, training):
         labels, embeddings = gather_global_batch((labels, embeddings))
-        value = self.mrl_loss(labels, {
-            "image": embeddings["image"],
-            "text": embeddings["text"],
-            "image_logits": self.classifier(embeddings["image"]),
-            "text_logits": self.classifier(embeddings["text"]),
-        })
+        value = self.mrl_loss(labels, self.classified(embeddings, "logits"))
         return replica_share(self.mrl_loss, value)
 
     def get_config(self):

@@ -60,19 +60,10 @@ class SourceModel(CrossModalTrainer):
         self.pair_loss = pair_loss
         self.pair_loss_weight = float(pair_loss_weight)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.build_head(self.classifier, input_shape)
-
     def training_loss(self, x, labels, embeddings, training):
         labels, embeddings = gather_global_batch((labels, embeddings))
-        image_scores = self.classifier(embeddings["image"])
-        text_scores = self.classifier(embeddings["text"])
-        if self.head == "regression":
-            y_pred = {"image_predictions": image_scores, "text_predictions": text_scores}
-        else:
-            y_pred = {"image_logits": image_scores, "text_logits": text_scores}
-        loss = self.class_loss(labels, y_pred)
+        scores = "predictions" if self.head == "regression" else "logits"
+        loss = self.class_loss(labels, self.classified(embeddings, scores))
         if self.pair_loss is not None:
             pair_loss = replica_share(self.pair_loss, self.pair_loss(labels, embeddings))
             loss = loss + self.pair_loss_weight * ops.cast(pair_loss, loss.dtype)
