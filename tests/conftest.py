@@ -46,5 +46,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def pairs(rng):
+    """Small paired data of 4 classes, 10 pairs each, whose two views share a class signal:
+    ({"image": (40, 12), "text": (40, 5)}, labels)."""
+    labels = np.repeat(np.arange(4), 10)
+    centres = rng.normal(size=(4, 6))
+    image = np.concatenate([centres[labels], rng.normal(size=(40, 6))], 1).astype("float32")
+    text = (centres[labels][:, :5] + 0.5 * rng.normal(size=(40, 5))).astype("float32")
+    return {"image": image, "text": text}, labels
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"

@@ -12,18 +12,8 @@ from keras_cmr.losses import mrl
 from keras_cmr.losses.mrl import MRL_BETA, MRL_TEMPERATURE
 from keras_cmr.models import CrossModalEncoder, MRLModel
 
-NUM_CLASSES = 4
+NUM_CLASSES = 4  # the classes of the `pairs` fixture (tests/conftest.py)
 FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
-
-
-@pytest.fixture
-def pairs(rng):
-    """Small paired data whose two views share a class signal."""
-    labels = np.repeat(np.arange(NUM_CLASSES), 10)
-    centres = rng.normal(size=(NUM_CLASSES, 6))
-    image = np.concatenate([centres[labels], rng.normal(size=(40, 6))], 1).astype("float32")
-    text = (centres[labels][:, :5] + 0.5 * rng.normal(size=(40, 5))).astype("float32")
-    return {"image": image, "text": text}, labels
 
 
 def encoder(dropout=0.0):

@@ -11,17 +11,7 @@ from keras_cmr import losses
 from keras_cmr.models import (CrossModalEncoder, DSCMRModel, PairwiseModel, SourceModel,
                               TransferModel)
 
-NUM_CLASSES = 4
-
-
-@pytest.fixture
-def pairs(rng):
-    """Small paired data whose two views share a class signal."""
-    labels = np.repeat(np.arange(NUM_CLASSES), 10)
-    centres = rng.normal(size=(NUM_CLASSES, 6))
-    image = np.concatenate([centres[labels], rng.normal(size=(40, 6))], 1).astype("float32")
-    text = (centres[labels][:, :5] + 0.5 * rng.normal(size=(40, 5))).astype("float32")
-    return {"image": image, "text": text}, labels
+NUM_CLASSES = 4  # the classes of the `pairs` fixture (tests/conftest.py)
 
 
 def encoder(name=None, dropout=0.1):
