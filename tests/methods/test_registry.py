@@ -84,6 +84,11 @@ def test_a_method_with_its_own_fit_replaces_the_protocol_fit(registered):
     assert result["best_val_avg_map"] == pytest.approx(expected)
 
 
+@dataclasses.dataclass(frozen=True)
+class NoDefault:
+    scale: float
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda: methods.get("clip"), ValueError, "unknown method 'clip'; choose from .*'met'"),
     (lambda: methods.register("met", build_margin_contrastive, "again"), ValueError,
@@ -94,6 +99,10 @@ def test_a_method_with_its_own_fit_replaces_the_protocol_fit(registered):
      "one non-empty line"),
     (lambda: methods.register("new", build_margin_contrastive, "x", fit=3), TypeError, "`fit`"),
     (lambda: methods.unregister("nothing"), ValueError, "unknown method 'nothing'"),
+    (lambda: methods.register("new", build_margin_contrastive, "x", options=dict), TypeError,
+     "options of method 'new' must be a frozen dataclass type"),
+    (lambda: methods.register("new", build_margin_contrastive, "x", options=NoDefault),
+     TypeError, r"every option of method 'new' needs a default; \['scale'\] have none"),
 ])
 def test_bad_registrations_are_refused(call, error, match):
     with pytest.raises(error, match=match):
