@@ -8,8 +8,10 @@ models call as `loss(y_true=labels, y_pred={...named tensors...})`.
 
 from keras_cmr.losses.class_wise import (
     ClassWiseCrossEntropy,
+    GeneralizedCrossEntropy,
     LabelRegressionLoss,
     class_wise_cross_entropy,
+    generalized_cross_entropy,
     label_regression,
     prototype_contrastive,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "ClassWiseCrossEntropy",
     "ContrastiveLoss",
     "DSCMRLoss",
+    "GeneralizedCrossEntropy",
     "InfoNCELoss",
     "LabelRegressionLoss",
     "MRLLoss",
@@ -51,6 +54,7 @@ __all__ = [
     "class_wise_cross_entropy",
     "contrastive",
     "dscmr",
+    "generalized_cross_entropy",
     "infonce",
     "label_regression",
     "label_similarity",

@@ -1,6 +1,9 @@
 """Class-wise methods: one shared classifier head on both modalities (MET's stage-1 sources)."""
 
+import dataclasses
+
 from keras_cmr.methods.registry import register
+from keras_cmr.options.checks import check_unit_interval
 
 # (name, `SourceModel` head, description)
 SOURCES = (
@@ -25,3 +28,27 @@ def _source_builder(head):
 
 for _name, _head, _description in SOURCES:
     register(_name, _source_builder(_head), _description, serves_as_source=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralizedCrossEntropyOptions:
+    """q in (0, 1] of the generalized cross-entropy; 0.7 is Zhang and Sabuncu's choice
+    (NeurIPS 2018), not tuned here."""
+
+    q: float = 0.7
+
+    def __post_init__(self):
+        check_unit_interval("q", self.q)
+
+
+def build_pcl_gce(encoder, num_classes, config, source):
+    """The prototype source with the generalized cross-entropy on its prototype logits."""
+    from keras_cmr.models import SourceModel
+
+    return SourceModel(encoder, num_classes, head="prototype", scale=config.scale,
+                       gce_q=config.options_for("source_pcl_gce").q)
+
+
+register("source_pcl_gce", build_pcl_gce,
+         "class-wise only: prototype logits, generalized cross-entropy (noise-robust)",
+         serves_as_source=True, options=GeneralizedCrossEntropyOptions)

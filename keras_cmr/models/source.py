@@ -41,13 +41,16 @@ class SourceModel(CrossModalTrainer):
         head: "cosine", "prototype" or "regression".
         scale: logit scale of the cosine head.
         seed: seed of the prototype draw (prototype head).
+        gce_q: None, or q in (0, 1]: the cosine or prototype head's cross-entropy replaced by
+            the generalized cross-entropy of that q (`losses.generalized_cross_entropy`), a
+            class-wise loss that wrong labels pull on less.
         pair_loss: optional pair-wise loss (naive sum).
         pair_loss_weight: weight of `pair_loss`.
     """
 
     serialized_children = ("encoder", "pair_loss")
 
-    def __init__(self, encoder, num_classes, head="cosine", scale=16.0, seed=0,
+    def __init__(self, encoder, num_classes, head="cosine", scale=16.0, seed=0, gce_q=None,
                  pair_loss=None, pair_loss_weight=1.0, **kwargs):
         super().__init__(encoder, **kwargs)
         self.num_classes = int(num_classes)
@@ -55,8 +58,16 @@ class SourceModel(CrossModalTrainer):
         self.scale = float(scale)
         self.seed = int(seed)
         self.classifier = make_class_head(head, self.num_classes, scale=scale, seed=seed)
-        self.class_loss = (losses.LabelRegressionLoss() if head == "regression"
-                           else losses.ClassWiseCrossEntropy())
+        if gce_q is not None and head == "regression":
+            raise ValueError("`gce_q` applies to the class logits of the cosine and prototype "
+                             "heads, not to the regression head.")
+        self.gce_q = None if gce_q is None else float(gce_q)
+        if head == "regression":
+            self.class_loss = losses.LabelRegressionLoss()
+        elif gce_q is not None:
+            self.class_loss = losses.GeneralizedCrossEntropy(q=self.gce_q)
+        else:
+            self.class_loss = losses.ClassWiseCrossEntropy()
         self.pair_loss = pair_loss
         self.pair_loss_weight = float(pair_loss_weight)
 
@@ -76,5 +87,6 @@ class SourceModel(CrossModalTrainer):
             "head": self.head,
             "scale": self.scale,
             "seed": self.seed,
+            "gce_q": self.gce_q,
             "pair_loss_weight": self.pair_loss_weight,
         }

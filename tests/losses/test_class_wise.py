@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_cmr.losses import class_wise_cross_entropy, label_regression, prototype_contrastive
+from keras_cmr.losses import (GeneralizedCrossEntropy, class_wise_cross_entropy,
+                              generalized_cross_entropy, label_regression, prototype_contrastive)
 
 # The sizes of every loss test file: JAX compiles each eager op once per shape.
 N, C, E = 6, 4, 4
@@ -121,3 +122,50 @@ def test_hand_derived_values():
 def test_bad_arguments_raise(rng, call, match):
     with pytest.raises(ValueError, match=match):
         call(rng.normal(size=(N, C)).astype("float32"))
+
+
+def reference_gce(image_logits, text_logits, labels, q):
+    """Explicit loops: sum over modalities of (1 - p^q) / q, p the label set's probability."""
+    out = []
+    for i in range(len(labels)):
+        total = 0.0
+        for logits in (image_logits, text_logits):
+            exps = [math.exp(value - max(logits[i])) for value in logits[i]]
+            probabilities = [e / sum(exps) for e in exps]
+            if np.ndim(labels[i]) == 0:
+                p = probabilities[int(labels[i])]
+            else:
+                count = sum(labels[i])
+                if count == 0:
+                    continue
+                p = sum(probabilities[c] / count for c in range(len(labels[i])) if labels[i][c])
+            total += (1.0 - p ** q) / q
+        out.append(total)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("q", [1.0, 0.7, 0.3])
+def test_generalized_cross_entropy_matches_reference(rng, q):
+    a, b = rng.normal(size=(2, 6, 4)) * 3
+    classes = rng.integers(0, 4, size=6)
+    multi = (rng.random((6, 4)) < 0.4).astype("float32")
+    multi[0] = 0  # an empty label set counts 0
+    for labels in (classes, multi):
+        got = ops.convert_to_numpy(generalized_cross_entropy(a, b, labels=labels, q=q))
+        np.testing.assert_allclose(got, reference_gce(a, b, labels, q), rtol=1e-5, atol=1e-6)
+
+
+def test_generalized_cross_entropy_tends_to_the_cross_entropy_and_pulls_wrong_labels_less():
+    logits = np.array([[4.0, 0.0, -1.0]])
+    for labels in (np.array([0]), np.array([2])):  # a confident right and a wrong label
+        ce = ops.convert_to_numpy(class_wise_cross_entropy(logits, logits, labels=labels))
+        near = ops.convert_to_numpy(generalized_cross_entropy(logits, logits, labels=labels,
+                                                              q=1e-4))
+        np.testing.assert_allclose(near, ce, rtol=1e-3)
+    # q = 1: 1 - p per modality; a wrong label's loss is bounded by 1 per modality.
+    wrong = ops.convert_to_numpy(generalized_cross_entropy(logits, logits, labels=[2], q=1.0))
+    assert 1.9 < wrong[0] <= 2.0
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\]; received q=0"):
+        generalized_cross_entropy(logits, logits, labels=[0], q=0)
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\]"):
+        GeneralizedCrossEntropy(q=1.5)
