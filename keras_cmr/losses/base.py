@@ -19,6 +19,15 @@ def unpack(y_pred, keys, loss_name):
     return [y_pred[key] for key in keys]
 
 
+def on_dict(function, keys, loss_name):
+    """`fn(labels, y_pred, **options)` for `DictLossWrapper`: `function` of the tensors of
+    `y_pred` under `keys` (in its argument order), `labels=labels` and the options."""
+    def call(labels, y_pred, **options):
+        return function(*unpack(y_pred, keys, loss_name), labels=labels, **options)
+
+    return call
+
+
 def with_learned_temperature(y_pred, options):
     """`options` with y_pred["temperature"] (a model's learned one) replacing the configured."""
     if "temperature" in y_pred:

@@ -10,7 +10,7 @@ or predictions.
 import keras
 from keras import ops
 
-from keras_cmr.losses.base import DictLossWrapper, unpack
+from keras_cmr.losses.base import DictLossWrapper, on_dict
 from keras_cmr.losses.cross_entropy import soft_cross_entropy
 from keras_cmr.losses.distances import l2_normalize, safe_norm, squared_distances, to_float32
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_rank
@@ -148,21 +148,8 @@ def label_regression(image_predictions, text_predictions, *, labels):
             + safe_norm(predictions["text_predictions"] - targets))
 
 
-def _cross_entropy_from_dict(labels, y_pred):
-    return class_wise_cross_entropy(
-        *unpack(y_pred, ("image_logits", "text_logits"), "ClassWiseCrossEntropy"), labels=labels)
-
-
-def _generalized_cross_entropy_from_dict(labels, y_pred, **options):
-    return generalized_cross_entropy(
-        *unpack(y_pred, ("image_logits", "text_logits"), "GeneralizedCrossEntropy"),
-        labels=labels, **options)
-
-
-def _label_regression_from_dict(labels, y_pred):
-    return label_regression(
-        *unpack(y_pred, ("image_predictions", "text_predictions"), "LabelRegressionLoss"),
-        labels=labels)
+LOGITS = ("image_logits", "text_logits")
+PREDICTIONS = ("image_predictions", "text_predictions")
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -175,7 +162,8 @@ class ClassWiseCrossEntropy(DictLossWrapper):
 
     def __init__(self, reduction="sum_over_batch_size", name="class_wise_cross_entropy",
                  dtype=None):
-        super().__init__(_cross_entropy_from_dict, reduction=reduction, name=name, dtype=dtype)
+        super().__init__(on_dict(class_wise_cross_entropy, LOGITS, "ClassWiseCrossEntropy"),
+                         reduction=reduction, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -189,8 +177,8 @@ class GeneralizedCrossEntropy(DictLossWrapper):
     def __init__(self, q=0.7, reduction="sum_over_batch_size",
                  name="generalized_cross_entropy", dtype=None):
         check_unit_interval("q", q)
-        super().__init__(_generalized_cross_entropy_from_dict, reduction=reduction, name=name,
-                         dtype=dtype, q=q)
+        super().__init__(on_dict(generalized_cross_entropy, LOGITS, "GeneralizedCrossEntropy"),
+                         reduction=reduction, name=name, dtype=dtype, q=q)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -201,5 +189,5 @@ class LabelRegressionLoss(DictLossWrapper):
     """
 
     def __init__(self, reduction="sum_over_batch_size", name="label_regression", dtype=None):
-        super().__init__(_label_regression_from_dict, reduction=reduction, name=name,
-                         dtype=dtype)
+        super().__init__(on_dict(label_regression, PREDICTIONS, "LabelRegressionLoss"),
+                         reduction=reduction, name=name, dtype=dtype)

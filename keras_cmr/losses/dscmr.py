@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_cmr.losses.base import DictLossWrapper, unpack
+from keras_cmr.losses.base import DictLossWrapper, on_dict
 from keras_cmr.losses.distances import cosine_matrix, safe_norm
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import same_class
@@ -50,9 +50,7 @@ def dscmr(image_embeddings, text_embeddings, image_predictions, text_predictions
     return regression + alpha * likelihood + beta * safe_norm(u - v)
 
 
-def _dscmr_from_dict(labels, y_pred, **options):
-    keys = ("image", "text", "image_predictions", "text_predictions")
-    return dscmr(*unpack(y_pred, keys, "DSCMRLoss"), labels=labels, **options)
+KEYS = ("image", "text", "image_predictions", "text_predictions")
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -67,5 +65,5 @@ class DSCMRLoss(DictLossWrapper):
                  dtype=None):
         check_non_negative("alpha", alpha)
         check_non_negative("beta", beta)
-        super().__init__(_dscmr_from_dict, reduction=reduction, name=name, dtype=dtype,
-                         alpha=alpha, beta=beta)
+        super().__init__(on_dict(dscmr, KEYS, "DSCMRLoss"), reduction=reduction, name=name,
+                         dtype=dtype, alpha=alpha, beta=beta)

@@ -10,7 +10,7 @@ followed and the difference is written down here and in docs/mrl.md.
 import keras
 from keras import ops
 
-from keras_cmr.losses.base import DictLossWrapper, unpack
+from keras_cmr.losses.base import DictLossWrapper, on_dict
 from keras_cmr.losses.distances import l2_normalize
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import label_vectors
@@ -149,9 +149,7 @@ def mrl(image_embeddings, text_embeddings, image_logits, text_logits, *, labels,
     return beta * clustering + (1.0 - beta) * contrastive
 
 
-def _mrl_from_dict(labels, y_pred, **options):
-    keys = ("image", "text", "image_logits", "text_logits")
-    return mrl(*unpack(y_pred, keys, "MRLLoss"), labels=labels, **options)
+KEYS = ("image", "text", "image_logits", "text_logits")
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -166,5 +164,5 @@ class MRLLoss(DictLossWrapper):
                  reduction="sum_over_batch_size", name="mrl", dtype=None):
         _check_beta(beta)
         check_positive("temperature", temperature)
-        super().__init__(_mrl_from_dict, reduction=reduction, name=name, dtype=dtype,
-                         beta=beta, temperature=temperature)
+        super().__init__(on_dict(mrl, KEYS, "MRLLoss"), reduction=reduction, name=name,
+                         dtype=dtype, beta=beta, temperature=temperature)

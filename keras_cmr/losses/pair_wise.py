@@ -10,7 +10,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_cmr.losses.base import DictLossWrapper, unpack, with_learned_temperature
+from keras_cmr.losses.base import DictLossWrapper, on_dict, unpack, with_learned_temperature
 from keras_cmr.losses.cross_entropy import soft_cross_entropy
 from keras_cmr.losses.distances import cosine_matrix, distances, to_float32
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
@@ -156,16 +156,11 @@ def supervised_infonce(image_embeddings, text_embeddings, labels, *, temperature
     return _symmetric_cross_entropy(cosine_matrix(u, v) / temperature, y)
 
 
+PAIR = ("image", "text")
+
+
 def _image_text(y_pred, loss_name):
-    return unpack(y_pred, ("image", "text"), loss_name)
-
-
-def _contrastive_from_dict(labels, y_pred, **options):
-    return contrastive(*_image_text(y_pred, "ContrastiveLoss"), labels=labels, **options)
-
-
-def _triplet_from_dict(labels, y_pred, **options):
-    return triplet(*_image_text(y_pred, "TripletLoss"), labels=labels, **options)
+    return unpack(y_pred, PAIR, loss_name)
 
 
 def _infonce_from_dict(labels, y_pred, **options):
@@ -189,8 +184,8 @@ class ContrastiveLoss(DictLossWrapper):
     def __init__(self, margin=1.0, reduction="sum_over_batch_size", name="contrastive",
                  dtype=None):
         check_non_negative("margin", margin)
-        super().__init__(_contrastive_from_dict, reduction=reduction, name=name, dtype=dtype,
-                         margin=margin)
+        super().__init__(on_dict(contrastive, PAIR, "ContrastiveLoss"), reduction=reduction,
+                         name=name, dtype=dtype, margin=margin)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -204,8 +199,8 @@ class TripletLoss(DictLossWrapper):
                  name="triplet", dtype=None):
         check_non_negative("margin", margin)
         check_choice("mining", mining, MINING)
-        super().__init__(_triplet_from_dict, reduction=reduction, name=name, dtype=dtype,
-                         margin=margin, mining=mining)
+        super().__init__(on_dict(triplet, PAIR, "TripletLoss"), reduction=reduction,
+                         name=name, dtype=dtype, margin=margin, mining=mining)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
