@@ -14,7 +14,7 @@ from keras_cmr.losses.base import DictLossWrapper, on_dict
 from keras_cmr.losses.distances import l2_normalize
 from keras_cmr.losses.inputs import check_embeddings, check_labels
 from keras_cmr.losses.labels import label_vectors
-from keras_cmr.options.checks import check_positive
+from keras_cmr.options.checks import check_fraction, check_positive
 
 # MRL's code defaults (utils/config.py): `--beta 0.5` weighs the robust clustering loss
 # against the contrastive loss, `--tau 1.0` divides the logits of both terms (main_noisy.py
@@ -26,11 +26,6 @@ MRL_TEMPERATURE = 1.0
 # Stands in for -inf in a masked soft-max: exp underflows to 0, and a row masked entirely stays
 # finite (the rows where that happens are replaced by 0 afterwards).
 _MASKED = -1e30
-
-
-def _check_beta(beta):
-    if isinstance(beta, (int, float)) and not isinstance(beta, bool) and not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1]; received beta={beta!r}")
 
 
 def robust_clustering(image_logits, text_logits, *, labels, temperature=MRL_TEMPERATURE):
@@ -139,7 +134,7 @@ def mrl(image_embeddings, text_embeddings, image_logits, text_logits, *, labels,
     Returns:
         float32 tensor of shape (n,).
     """
-    _check_beta(beta)
+    check_fraction("beta", beta)
     e = check_embeddings(image_embeddings=image_embeddings, text_embeddings=text_embeddings,
                          image_logits=image_logits, text_logits=text_logits)
     clustering = robust_clustering(e["image_logits"], e["text_logits"], labels=labels,
@@ -162,7 +157,7 @@ class MRLLoss(DictLossWrapper):
 
     def __init__(self, beta=MRL_BETA, temperature=MRL_TEMPERATURE,
                  reduction="sum_over_batch_size", name="mrl", dtype=None):
-        _check_beta(beta)
+        check_fraction("beta", beta)
         check_positive("temperature", temperature)
         super().__init__(on_dict(mrl, KEYS, "MRLLoss"), reduction=reduction, name=name,
                          dtype=dtype, beta=beta, temperature=temperature)

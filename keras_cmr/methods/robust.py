@@ -3,7 +3,7 @@
 import dataclasses
 
 from keras_cmr.methods.registry import register
-from keras_cmr.options.checks import check_positive
+from keras_cmr.options.checks import check_fraction, check_positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +21,7 @@ class MRLOptions:
     temperature: float = 1.0
 
     def __post_init__(self):
-        if (isinstance(self.beta, bool) or not isinstance(self.beta, (int, float))
-                or not 0.0 <= self.beta <= 1.0):
-            raise ValueError(f"beta must be a number in [0, 1]; received beta={self.beta!r}")
+        check_fraction("beta", self.beta)
         check_positive("temperature", self.temperature)
 
 

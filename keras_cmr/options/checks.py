@@ -40,6 +40,13 @@ def check_positive(name, value):
         raise ValueError(f"{name} must be > 0; received {name}={value!r}")
 
 
+def check_fraction(name, value):
+    """A number in [0, 1]."""
+    check_number(name, value, "in [0, 1]")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]; received {name}={value!r}")
+
+
 def check_unit_interval(name, value):
     """A number in (0, 1]."""
     check_number(name, value, "in (0, 1]")

@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from keras_cmr.options.checks import (check_choice, check_flag, check_non_negative,
-                                      check_number, check_positive, is_number)
+from keras_cmr.options.checks import (check_choice, check_flag, check_fraction,
+                                      check_non_negative, check_positive, is_number)
 
 MARGINS = ("relaxed", "fixed")
 CALIBRATIONS = ("none", "row", "rank")
@@ -14,12 +14,6 @@ LABEL_WEIGHTS = ("relaxed", "hard")
 def check_sigma(sigma):
     if sigma != "median" if isinstance(sigma, str) else not (is_number(sigma) and sigma > 0):
         raise ValueError(f'sigma must be a positive number or "median"; received {sigma!r}')
-
-
-def check_label_mix(label_mix):
-    check_number("label_mix", label_mix, "in [0, 1]")
-    if not 0.0 <= label_mix <= 1.0:
-        raise ValueError(f"label_mix must be in [0, 1]; received label_mix={label_mix!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +57,7 @@ class SoftContrastiveOptions:
         check_choice("margin", self.margin, MARGINS)
         check_choice("label_weights", self.label_weights, LABEL_WEIGHTS)
         check_choice("form", self.form, FORMS)
-        check_label_mix(self.label_mix)
+        check_fraction("label_mix", self.label_mix)
         check_non_negative("intra_modal_weight", self.intra_modal_weight)
         check_positive("temperature", self.temperature)
         check_positive("source_temperature", self.source_temperature)
