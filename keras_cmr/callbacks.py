@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_cmr.evaluation import check_not_collapsed
 from keras_cmr.failures import TrainingFailure
+from keras_cmr.layers import PortableDropout
 from keras_cmr.utils.checks import check_seed
 
 
@@ -58,11 +59,12 @@ class ReproducibleEpochs(keras.callbacks.Callback):
         generators = _seed_generators(self.model)
         draws = np.random.default_rng([self.seed, epoch]).integers(
             0, 2**31 - 1, size=(len(generators) + 1, 2))
-        # The global generators: Python's, numpy's (array shuffling) and the backend's (torch
-        # draws dropout masks from its global generator when a layer has no explicit seed).
-        keras.utils.set_random_seed(int(draws[0, 0]))
-        states = draws[1:]
-        for generator, state in zip(generators, states):
+        if _draws_from_global_generators(self.model):
+            # Keras' own dropout may draw from the backend's global generator (PyTorch does
+            # for a layer without an explicit seed). Reseeding it costs a retrace per epoch
+            # on TensorFlow, so it is done only for models that hold such layers.
+            keras.utils.set_random_seed(int(draws[0, 0]))
+        for generator, state in zip(generators, draws[1:]):
             generator.state.assign(keras.ops.cast(state, generator.state.dtype))
 
 
@@ -117,6 +119,12 @@ class StopOnCollapse(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.result = check_not_collapsed(self.model, self.split, **self.options)
+
+
+def _draws_from_global_generators(model):
+    """Whether a layer of `model` other than a `PortableDropout` owns a seed generator."""
+    return any(getattr(layer, "_seed_generators", ()) and not isinstance(layer, PortableDropout)
+               for layer in model._flatten_layers(include_self=True))
 
 
 def _seed_generators(model):

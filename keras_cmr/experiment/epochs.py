@@ -5,10 +5,12 @@ source, the method). `plan.stage(model, inputs, labels, batch_size, stopping)` r
 stage's `StageFeed`: the data arguments of `fit`, the callbacks that go with them, and how the
 stage's history is read. The plans:
 
-- `ShuffledEpochs()`: Keras' own `shuffle=True` on the arrays, drawn from the backend's
-  random state (which the run seeds at the start of every stage). The default.
+- `ShuffledEpochs()`: every epoch reshuffled by numpy from a seed drawn when the stage starts
+  (the run seeds numpy's generator at the start of every stage), so the batches are the same
+  on every backend. The default.
 - `SeededEpochs(seed)`: epoch e's batches are the `EpochOrder` of (seed, e) and the dropout
-  generators are reseeded from (seed, e) (`ReproducibleEpochs`); in a job of several
+  generators are reseeded from (seed, e) (`ReproducibleEpochs`), so an epoch can be replayed
+  alone (resuming); in a job of several
   processes each process feeds its share of those global batches, so the job trains on the
   one-process run's batches. With `backup=folder`, stage k is also backed up in
   folder/stage-k and resumed from there (`StageBackup`): `keras-cmr train --resume`.
@@ -71,16 +73,18 @@ def fit_history(history):
 
 
 class ShuffledEpochs(EpochPlan):
-    """Keras' `shuffle=True` on the arrays; with several processes, each shuffles its
-    `distribution.process_rows` share (every global batch of B pairs, drawn per process)."""
+    """Each stage's batches reshuffled every epoch, in an `EpochOrder` whose seed is drawn from
+    numpy's global generator when the stage starts (`train_selected` seeds it from the run's
+    seed). The order is numpy's on every backend; with several processes each feeds its share
+    of the global batches."""
 
     def stage(self, model, inputs, labels, batch_size, stopping):
-        if distribution.process_count() > 1:
-            rows = distribution.process_rows(len(labels), batch_size)
-            inputs = {key: value[rows] for key, value in inputs.items()}
-            labels, batch_size = labels[rows], batch_size // distribution.process_count()
-        data = {"x": inputs, "y": labels, "batch_size": batch_size, "shuffle": True}
-        return StageFeed(data, [], fit_history)
+        seed = int(np.random.randint(0, 2**31 - 1))
+        order = EpochOrder(len(labels), batch_size, seed,
+                           num_processes=distribution.process_count(),
+                           process_index=distribution.process_index())
+        return StageFeed({"x": RowBatches(inputs, labels, order), "shuffle": False}, [],
+                         fit_history)
 
 
 class SeededEpochs(EpochPlan):
@@ -108,13 +112,15 @@ class SeededEpochs(EpochPlan):
                   else os.path.join(self.backup, f"stage-{self.stages}"))
         self.stages += 1
         if folder is None:
-            return StageFeed({"x": batches}, [ReproducibleEpochs(self.seed, batches)],
+            return StageFeed({"x": batches, "shuffle": False},
+                             [ReproducibleEpochs(self.seed, batches)],
                              fit_history)
         if not model.built:
             # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
             model(batches[0][0])
         backup = StageBackup(folder, ReproducibleEpochs(self.seed, batches), stopping)
-        return StageFeed({"x": batches}, [backup], lambda history: backup.history())
+        return StageFeed({"x": batches, "shuffle": False}, [backup],
+                         lambda history: backup.history())
 
 
 class StageBackup(keras.callbacks.Callback):

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_cmr.utils.arrays import l2_normalize
+from keras_cmr.layers.portable import PortableGlorotUniform, PortableRandomNormal
+from keras_cmr.utils.arrays import l2_normalize, unit_rows
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -30,7 +31,7 @@ class CosineClassifier(keras.layers.Layer):
     def build(self, input_shape):
         self.class_weights = self.add_weight(
             name="class_weights", shape=(input_shape[-1], self.num_classes),
-            initializer="glorot_uniform",
+            initializer=PortableGlorotUniform(),
         )
 
     def call(self, embeddings):
@@ -64,11 +65,13 @@ class PrototypeClassifier(keras.layers.Layer):
         self.seed = int(seed)
 
     def build(self, input_shape):
+        shape = (self.num_classes, input_shape[-1])
+        # Normalised on the host, so that every backend starts from the same prototypes.
+        prototypes = unit_rows(PortableRandomNormal(seed=self.seed).draw(shape))
         self.prototypes = self.add_weight(
-            name="prototypes", shape=(self.num_classes, input_shape[-1]),
-            initializer=keras.initializers.RandomNormal(seed=self.seed), trainable=False,
+            name="prototypes", shape=shape, trainable=False,
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(prototypes, dtype),
         )
-        self.prototypes.assign(l2_normalize(self.prototypes))
 
     def call(self, embeddings):
         prototypes = ops.cast(self.prototypes, embeddings.dtype)

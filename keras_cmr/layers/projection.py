@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_cmr.layers.portable import PortableDropout, PortableGlorotUniform
 from keras_cmr.utils.arrays import l2_normalize
 from keras_cmr.utils.checks import check_positive_int
 
@@ -30,7 +31,8 @@ class ProjectionTower(keras.layers.Layer):
     """One modality's tower: features -> L2-normalised embedding.
 
     The default is the CLIP4CMR head: `Dense(256) -> GELU -> Dense(output_dim) ->
-    Dropout(0.1) -> L2 normalise`. `hidden_dims=()` gives a single linear projection.
+    Dropout(0.1) -> L2 normalise`. `hidden_dims=()` gives a single linear projection. Kernels
+    and dropout masks are drawn by `layers.portable`, the same on every backend.
 
     Args:
         output_dim: width of the shared embedding space.
@@ -57,15 +59,17 @@ class ProjectionTower(keras.layers.Layer):
         self.normalize = bool(normalize)
         self.input_dropout = float(input_dropout)
         self.hidden_layers = [
-            keras.layers.Dense(width, activation=activation, dtype=self.dtype_policy,
-                               name=f"hidden_{index}")
+            keras.layers.Dense(width, activation=activation,
+                               kernel_initializer=PortableGlorotUniform(),
+                               dtype=self.dtype_policy, name=f"hidden_{index}")
             for index, width in enumerate(self.hidden_dims)
         ]
-        self.output_layer = keras.layers.Dense(self.output_dim, dtype=self.dtype_policy,
-                                               name="projection")
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
-        self.input_dropout_layer = keras.layers.Dropout(self.input_dropout,
-                                                        dtype=self.dtype_policy)
+        self.output_layer = keras.layers.Dense(self.output_dim,
+                                               kernel_initializer=PortableGlorotUniform(),
+                                               dtype=self.dtype_policy, name="projection")
+        self.dropout_layer = PortableDropout(self.dropout, dtype=self.dtype_policy)
+        self.input_dropout_layer = PortableDropout(self.input_dropout,
+                                                   dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_cmr.distribution import gather_global_batch
+from keras_cmr.layers import PortableGlorotUniform
 from keras_cmr.losses import DSCMRLoss
 from keras_cmr.models.encoder import CrossModalTrainer
 
@@ -32,6 +33,7 @@ class DSCMRModel(CrossModalTrainer):
         # The attribute names are the weight paths of .keras files saved before, when this
         # model was a SourceModel with a regression head.
         self.classifier = keras.layers.Dense(self.num_classes, use_bias=False,
+                                             kernel_initializer=PortableGlorotUniform(),
                                              name="classifier")
         self.class_loss = DSCMRLoss(alpha=self.alpha, beta=self.beta)
 

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_cmr import losses
 from keras_cmr.distribution import gather_global_batch, replica_share
-from keras_cmr.layers import CosineClassifier, PrototypeClassifier
+from keras_cmr.layers import CosineClassifier, PortableGlorotUniform, PrototypeClassifier
 from keras_cmr.models.encoder import CrossModalTrainer
 
 HEADS = ("cosine", "prototype", "regression")
@@ -18,7 +18,8 @@ def make_class_head(head, num_classes, scale=16.0, seed=0):
     if head == "prototype":
         return PrototypeClassifier(num_classes, seed=seed, name="classifier")
     if head == "regression":
-        return keras.layers.Dense(num_classes, use_bias=False, name="classifier")
+        return keras.layers.Dense(num_classes, use_bias=False,
+                                  kernel_initializer=PortableGlorotUniform(), name="classifier")
     raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
 
 

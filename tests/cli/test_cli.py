@@ -65,7 +65,7 @@ def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
     experiment = tmp_path / "experiment.json"
     experiment.write_text(json.dumps({
         "data": "digits", "methods": ["source_pcl", "met", "control"], "seeds": 3,
-        "epochs": 2, "patience": 1, "embedding_dim": 8, "hidden_dims": [8],
+        "epochs": 3, "patience": 1, "embedding_dim": 8, "hidden_dims": [8],
         "source_method": "source_pcl",
         "soft_contrastive": {"sigma": "median", "delta": 1.5, "label_mix": 0.25},
         "method_options": {"control": {"delta": 2.0, "label_mix": 0.75}}}))
@@ -75,7 +75,7 @@ def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
                  "--json", str(out)]) == 0
     content = json.loads(out.read_text())
     assert content["seeds"] == 2 and content["methods"] == ["source_pcl", "met", "control"]
-    assert content["config"]["hidden_dims"] == [8] and content["config"]["epochs"] == 2
+    assert content["config"]["hidden_dims"] == [8] and content["config"]["epochs"] == 3
     runs = content["runs"]
     assert [run["method"] for run in runs] == ["source_pcl", "met", "control"] * 2
     for run in runs:

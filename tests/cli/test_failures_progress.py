@@ -10,7 +10,7 @@ import pytest
 from keras_cmr import distribution
 from keras_cmr.cli.main import TRAINING_FAILED, build_parser, main
 from keras_cmr.cli.options import training_config
-from keras_cmr.datasets import load_digits_two_view
+from keras_cmr.datasets import RowBatches, load_digits_two_view
 from keras_cmr.experiment import TrainingConfig, fit_selected, format_progress, format_table
 from keras_cmr.experiment.protocol import stage_scope
 from keras_cmr.experiment.tables import format_duration
@@ -102,15 +102,26 @@ def test_each_process_feeds_its_rows_of_every_global_batch(monkeypatch, processe
     monkeypatch.setattr(distribution.processes, "process_count", lambda: processes)
     monkeypatch.setattr(distribution.processes, "process_index", lambda: processes - 1)
     monkeypatch.setattr(distribution, "process_count", lambda: processes)
+    monkeypatch.setattr(distribution, "process_index", lambda: processes - 1)
     data = load_digits_two_view().with_validation(0.1, seed=0)
     model = RecordingModel()
     fit_selected(model, data, TrainingConfig(batch_size=100))
     fitted = model.fitted
-    assert fitted["batch_size"] == 100 // processes and fitted["shuffle"] is True
-    rows = (np.arange(len(data.train.labels)) if processes == 1 else
-            distribution.process_rows(len(data.train.labels), 100, num_processes=2, index=1))
-    np.testing.assert_array_equal(fitted["x"]["image"], data.train.image[rows])
-    np.testing.assert_array_equal(fitted["y"], data.train.labels[rows])
+    batches = fitted["x"]
+    assert isinstance(batches, RowBatches) and fitted["shuffle"] is False
+    assert (batches.order.num_processes, batches.order.process_index) == (processes,
+                                                                         processes - 1)
+    count = len(data.train.labels)
+    for epoch in (1, 2):
+        batches.epoch = epoch
+        order = np.random.default_rng([batches.order.seed, epoch]).permutation(count)
+        for index in range(len(batches)):
+            global_rows = order[index * 100:(index + 1) * 100]
+            width = len(global_rows) // processes
+            share = global_rows[(processes - 1) * width:processes * width]
+            inputs, labels = batches[index]
+            np.testing.assert_array_equal(inputs["image"], data.train.image[share])
+            np.testing.assert_array_equal(labels, data.train.labels[share])
     if processes == 1:
         with stage_scope() as scope:
             assert scope is None  # no distribution scope in a one-process run

@@ -10,7 +10,7 @@ from keras_cmr.experiment import CompiledSteps, TrainingConfig, compiled, run_wi
 
 # One source: met trains its source_pcl model, then a model holding that (frozen) source,
 # whose weights differ from seed to seed and must not be the lender's.
-FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
+FAST = TrainingConfig(epochs=3, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
 
 
 def _run(data, seed, steps=None):
