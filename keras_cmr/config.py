@@ -27,7 +27,8 @@ class TrainingConfig:
 
     `source_method` names the class-wise model that the transfer methods ("met", "kim": those
     registered with `needs_source`) transfer from; `soft_contrastive` holds the
-    `SoftContrastiveOptions` of "met" and "kim" (a dict of them is read into that type).
+    `SoftContrastiveOptions` of "met", "kim" and "met_selective" (which sets trust="agreement";
+    a dict of them is read into that type).
     `method_options` maps a method name to its own options (its registered options type, or a
     dict of them), e.g. {"control": {"delta": 3.0}}; a method without an entry uses its
     defaults (`options_for`). `source_folds` > 1 makes the transfer methods learn from

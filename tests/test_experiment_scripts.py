@@ -216,3 +216,30 @@ def test_input_practice_refuses_an_unknown_setting(tmp_path):
     with pytest.raises(SystemExit, match="unknown setting"):
         practice.main(["--config", os.path.join(REPO_ROOT, "experiments", "digits.json"),
                        "--settings", "protocol,more layers", "--json", str(tmp_path / "p.json")])
+
+
+def test_trust_study_finds_the_changed_labels_and_pairs_validation_over_seeds(tmp_path,
+                                                                              capsys):
+    from keras_cmr.datasets import load_digits_two_view
+
+    study = load_script("trust_study")
+    clean = load_digits_two_view()
+    noisy = clean.with_label_noise(0.3, seed=1).with_validation(0.1, seed=1)
+    flipped = study.flipped_rows(clean, noisy.train)
+    assert flipped.shape == (noisy.train.num_pairs,)
+    assert abs(flipped.mean() - 0.3) < 0.05
+    rng = np.random.default_rng(0)
+    val = {(method, value): rng.uniform(0.1, 0.2, size=3)
+           for method, value in (("met", None), ("met_selective", 0.1))}
+    runs = [{"rate": 0.4, "seed": seed, "method": method, "trust_temperature": value,
+             "best_val_avg_map": float(scores[seed])}
+            for (method, value), scores in val.items() for seed in range(3)]
+    agreement = [{"rate": 0.4, "seed": seed, "temperature": 0.1, "mean": 0.5,
+                  "mean_kept": 0.8, "mean_flipped": 0.1 * seed} for seed in range(3)]
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps({"runs": runs, "agreement": agreement}))
+    study.main(["--json", str(path), "--report"])
+    out = capsys.readouterr().out
+    difference = val["met_selective", 0.1] - val["met", None]
+    assert f"| 0.1 | 3 | {val['met_selective', 0.1].mean():.4f} | {difference.mean():+.4f}" in out
+    assert "0.500 | 0.800 | 0.100 |" in out

@@ -69,6 +69,7 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     inputs = {"image": train.image, "text": train.text}
     if source is not None:
         inputs.update(as_source(source).inputs())
+    inputs = model.training_inputs(inputs, train.labels)
     feed = plan.stage(model, inputs, train.labels, config.batch_size, stopping)
     lent = None if steps is None else steps.lend(model, config)
     history = model.fit(

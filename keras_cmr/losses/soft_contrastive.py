@@ -12,14 +12,16 @@ import keras
 
 from keras_cmr.losses.base import DictLossWrapper, unpack
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_same_width
+from keras_cmr.losses.label_trust import check_label_trust
 from keras_cmr.losses.labels import label_similarity
 from keras_cmr.options import SoftContrastiveOptions
 from keras_cmr.losses.soft_kernels import infonce_kernel, margin_kernel
 from keras_cmr.losses.soft_labels import has_source, soft_targets
 
 
-def _checked_inputs(u, v, s, t, labels, options):
-    """The embeddings as float32 (s, t None without a source) and the labels, checked."""
+def _checked_inputs(u, v, s, t, labels, label_trust, options):
+    """The embeddings as float32 (s, t None without a source), the labels and the label
+    trust (None unless trust="agreement"), checked."""
     with_source = has_source(s, t)
     if not with_source and options.form != "margin":
         raise ValueError(f'the no-source control (no source embeddings) has the margin form '
@@ -39,19 +41,21 @@ def _checked_inputs(u, v, s, t, labels, options):
     if with_source:
         check_same_width(e, "source_image_embeddings", "source_text_embeddings")
     labels = None if labels is None else check_labels(labels, e)
+    label_trust = check_label_trust(label_trust, options,
+                                    {"image_embeddings": e["image_embeddings"]})
     return (e["image_embeddings"], e["text_embeddings"], e.get("source_image_embeddings"),
-            e.get("source_text_embeddings"), labels)
+            e.get("source_text_embeddings"), labels, label_trust)
 
 
-def _soft_contrastive(u, v, s, t, labels, options, temperature):
+def _soft_contrastive(u, v, s, t, labels, label_trust, options, temperature):
     """`soft_contrastive` with checked options; `temperature` replaces options.temperature."""
-    u, v, s, t, labels = _checked_inputs(u, v, s, t, labels, options)
+    u, v, s, t, labels, label_trust = _checked_inputs(u, v, s, t, labels, label_trust, options)
     y = None if labels is None else label_similarity(labels, labels)
     # block -> (embeddings a, embeddings b or None for a against itself, weight of the block)
     operands = {"image_text": (u, v, 1.0), "image_image": (u, None, options.intra_modal_weight),
                 "text_text": (v, None, options.intra_modal_weight)}
     per_anchor = 0.0
-    for block, (targets, margins) in soft_targets(s, t, y, options).items():
+    for block, (targets, margins) in soft_targets(s, t, y, options, label_trust).items():
         a, b, block_weight = operands[block]
         if options.form == "margin":
             loss = margin_kernel(a, b, targets, margins, options.relative_distance)
@@ -62,10 +66,11 @@ def _soft_contrastive(u, v, s, t, labels, options, temperature):
 
 
 def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=None,
-                     source_text_embeddings=None, labels=None, *, sigma=1.0, delta=1.5,
-                     margin="relaxed", relative_distance=True, label_mix=0.75,
+                     source_text_embeddings=None, labels=None, label_trust=None, *, sigma=1.0,
+                     delta=1.5, margin="relaxed", relative_distance=True, label_mix=0.75,
                      intra_modal_weight=0.0, form="margin", temperature=0.1,
-                     source_temperature=0.1, label_weights="relaxed", calibration="none"):
+                     source_temperature=0.1, label_weights="relaxed", calibration="none",
+                     trust="global", trust_temperature=0.1):
     """Soft contrastive loss of embedding transfer, one value per anchor (pair) i.
 
     With s, t the L2-normalised source embeddings (no gradient) and u, v the target ones:
@@ -109,6 +114,8 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         source_text_embeddings: (n, F) source text embeddings t_j, or None (no source).
         labels: (n,) class indices or (n, C) multi-hot; needed when label_mix > 0, with
             label_weights="hard" and without a source.
+        label_trust: (n,) agreements a_i in [0, 1] of `label_agreement`; needed with
+            trust="agreement", refused with trust="global".
         sigma: bandwidth of the relaxed labels, a positive float or "median" (the batch median
             of ||s_i - t_j||^2, without gradient, floored at 1e-6).
         delta: margin scale, >= 0.
@@ -122,6 +129,9 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij, margins still relaxed).
         calibration: "none" (exp(-||s_i - t_j||^2 / sigma)), "row" or "rank"; see
             `relaxed_labels`.
+        trust: "global" (one lam for every pair) or "agreement" (lam_ij from `label_trust`).
+        trust_temperature: the temperature of the agreements (`label_agreement`); the loss
+            itself reads `label_trust` as given.
 
     Defaults: sigma 1, delta 1.5, lam 0.75, chosen on the validation split of the Wikipedia
     benchmark (experiments/search.py; docs/results.md).
@@ -133,9 +143,10 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
         sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
         label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
         temperature=temperature, source_temperature=source_temperature,
-        label_weights=label_weights, calibration=calibration)
+        label_weights=label_weights, calibration=calibration, trust=trust,
+        trust_temperature=trust_temperature)
     return _soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
-                             source_text_embeddings, labels, options, temperature)
+                             source_text_embeddings, labels, label_trust, options, temperature)
 
 
 def _soft_contrastive_from_dict(labels, y_pred, options):
@@ -145,7 +156,8 @@ def _soft_contrastive_from_dict(labels, y_pred, options):
         keys = keys[:2]
     embeddings = unpack(y_pred, keys, "SoftContrastiveLoss") + [None] * (4 - len(keys))
     temperature = y_pred.get("temperature", options.temperature)
-    return _soft_contrastive(*embeddings, labels, options, temperature)
+    return _soft_contrastive(*embeddings, labels, y_pred.get("label_trust"), options,
+                             temperature)
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")
@@ -154,7 +166,8 @@ class SoftContrastiveLoss(DictLossWrapper):
 
     Called as `loss(y_true=labels, y_pred={"image": u, "text": v, "source_image": s,
     "source_text": t})`, with an optional `"temperature"` entry (a scalar tensor) that replaces
-    the configured temperature; `y_true` may be None when label_mix = 0. Without the two source
+    the configured temperature and, with trust="agreement", a `"label_trust"` entry (the (n,)
+    agreements of the batch's pairs); `y_true` may be None when label_mix = 0. Without the two source
     entries it is the no-source control (w_ij = lam * y_ij), usable in a `PairwiseModel`. The
     result is the (weighted) mean of the per-anchor losses.
 
@@ -165,19 +178,22 @@ class SoftContrastiveLoss(DictLossWrapper):
 
     Args:
         sigma, delta, margin, relative_distance, label_mix, intra_modal_weight, form,
-        temperature, source_temperature, label_weights, calibration: as in `soft_contrastive`.
+        temperature, source_temperature, label_weights, calibration, trust,
+        trust_temperature: as in `soft_contrastive`.
         reduction, name, dtype: as in `keras.losses.Loss`.
     """
 
     def __init__(self, sigma=1.0, delta=1.5, margin="relaxed", relative_distance=True,
                  label_mix=0.75, intra_modal_weight=0.0, form="margin", temperature=0.1,
                  source_temperature=0.1, label_weights="relaxed", calibration="none",
-                 reduction="sum_over_batch_size", name="soft_contrastive", dtype=None):
+                 trust="global", trust_temperature=0.1, reduction="sum_over_batch_size",
+                 name="soft_contrastive", dtype=None):
         options = SoftContrastiveOptions(
             sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
             label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
             temperature=temperature, source_temperature=source_temperature,
-            label_weights=label_weights, calibration=calibration)
+            label_weights=label_weights, calibration=calibration, trust=trust,
+            trust_temperature=trust_temperature)
         super().__init__(_soft_contrastive_from_dict, reduction=reduction, name=name,
                          dtype=dtype, **options.to_dict())
         self.options = options

@@ -23,6 +23,7 @@ from keras_cmr.losses.distances import (
     to_float32,
 )
 from keras_cmr.losses.inputs import check_embeddings, check_labels
+from keras_cmr.losses.label_trust import check_label_trust, trusted_label_mix
 from keras_cmr.losses.labels import label_similarity
 from keras_cmr.options import SoftContrastiveOptions
 
@@ -120,13 +121,15 @@ def relaxed_labels(source_image_embeddings, source_text_embeddings, sigma=1.0,
     return _relaxed(exponents, _sigma_value(sigma, exponents))
 
 
-def mixed_weights(s, t, y, options, blocks):
+def mixed_weights(s, t, y, options, blocks, label_mix=None):
     """Block -> w = lam * y + (1 - lam) * relaxed labels (no source, s = t = None: lam * y).
 
     s, t: normalised source embeddings; y: the label similarity (None when label_mix = 0);
-    the intra-modal blocks share the cross-modal block's sigma (its median, if "median").
+    label_mix: lam, a float or an (n, n) matrix (`trusted_label_mix`); default
+    options.label_mix. The intra-modal blocks share the cross-modal block's sigma (its median,
+    if "median").
     """
-    label_mix = options.label_mix
+    label_mix = options.label_mix if label_mix is None else label_mix
     if s is None:
         return dict.fromkeys(blocks, label_mix * y)
     exponents = {"image_text": _exponents(squared_distances(s, t), options.calibration)}
@@ -137,7 +140,8 @@ def mixed_weights(s, t, y, options, blocks):
     weights = {}
     for block in blocks:
         w = _relaxed(exponents[block], sigma_value)
-        weights[block] = label_mix * y + (1.0 - label_mix) * w if label_mix > 0 else w
+        weights[block] = (label_mix * y + (1.0 - label_mix) * w if options.label_mix > 0
+                          else w)
     return weights
 
 
@@ -145,9 +149,9 @@ def _margins(weights, options):
     return options.delta * (1.0 - weights) if options.margin == "relaxed" else options.delta
 
 
-def soft_labels(source_image_embeddings=None, source_text_embeddings=None, labels=None, *,
-                sigma=1.0, calibration="none", label_mix=0.75, delta=1.5, margin="relaxed",
-                intra_modal=False):
+def soft_labels(source_image_embeddings=None, source_text_embeddings=None, labels=None,
+                label_trust=None, *, sigma=1.0, calibration="none", label_mix=0.75, delta=1.5,
+                margin="relaxed", intra_modal=False, trust="global"):
     """Pull weights and margins of the soft contrastive loss, per block of pairs.
 
     With r_ij the relaxed labels of `relaxed_labels` (sigma, calibration) and y_ij the hard
@@ -155,6 +159,9 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
 
         w_ij = lam * y_ij + (1 - lam) * r_ij    (no source embeddings: w_ij = lam * y_ij)
         m_ij = delta * (1 - w_ij)  (margin="relaxed")   or   m_ij = delta  (margin="fixed")
+
+    With trust="agreement", lam becomes lam_ij = label_mix * T_ij, T the `pair_trust` of the
+    pairs' agreements `label_trust` (`keras_cmr.losses.label_trust`).
 
     Blocks: "image_text" from (s_i, t_j); with `intra_modal`, also "image_image" from (s_i,
     s_j) and "text_text" from (t_i, t_j), with the same sigma and calibration (the cross-modal
@@ -165,18 +172,21 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
         source_text_embeddings: (n, F) source text embeddings t_j, or None (no source).
         labels: (n,) class indices or (n, C) multi-hot; needed when label_mix > 0 and
             without a source.
+        label_trust: (n,) agreements a_i in [0, 1] (`label_agreement`); needed with
+            trust="agreement", refused otherwise.
         sigma, calibration: as in `relaxed_labels`.
         label_mix: lam in [0, 1], the weight of the hard labels.
         delta: margin scale, >= 0.
         margin: "relaxed" or "fixed".
         intra_modal: also return the image-image and text-text blocks.
+        trust: "global" (one lam) or "agreement" (lam_ij from `label_trust`).
 
     Returns:
         dict block name -> `SoftLabels(weights, margins)`: float32 (n, n) weights, and margins
         of the same shape (margin="relaxed") or the float delta (margin="fixed").
     """
     options = SoftContrastiveOptions(sigma=sigma, calibration=calibration, label_mix=label_mix,
-                                     delta=delta, margin=margin)
+                                     delta=delta, margin=margin, trust=trust)
     with_source = has_source(source_image_embeddings, source_text_embeddings)
     if labels is None and (label_mix > 0 or not with_source):
         raise ValueError("labels are needed when label_mix > 0 or without source embeddings")
@@ -187,11 +197,14 @@ def soft_labels(source_image_embeddings=None, source_text_embeddings=None, label
             named = check_embeddings(source_image_embeddings=source_image_embeddings,
                                      source_text_embeddings=source_text_embeddings)
         y = label_similarity(*[check_labels(labels, named)] * 2)
+    label_trust = check_label_trust(label_trust, options,
+                                    {} if labels is None else {"labels": labels})
     s = t = None
     if with_source:
         s = normalized_source(source_image_embeddings)
         t = normalized_source(source_text_embeddings)
-    weights = mixed_weights(s, t, y, options, BLOCKS if intra_modal else BLOCKS[:1])
+    weights = mixed_weights(s, t, y, options, BLOCKS if intra_modal else BLOCKS[:1],
+                            trusted_label_mix(options, label_trust))
     return {block: SoftLabels(w, _margins(w, options)) for block, w in weights.items()}
 
 
@@ -246,7 +259,7 @@ def soft_infonce_targets(source_image_embeddings, source_text_embeddings, labels
     return infonce_targets(s, t, y, options)
 
 
-def soft_targets(source_image_embeddings, source_text_embeddings, y, options):
+def soft_targets(source_image_embeddings, source_text_embeddings, y, options, label_trust=None):
     """Block -> `SoftTargets(targets, margins)`: what the kernel of `options.form` is given.
 
     The weights w and margins m are those of `soft_labels`; the targets are the pull weights
@@ -260,6 +273,7 @@ def soft_targets(source_image_embeddings, source_text_embeddings, y, options):
         source_text_embeddings: (n, F) float32 source embeddings t_j, or None.
         y: (n, n) label similarity of `label_similarity`, or None when no part uses it.
         options: checked `SoftContrastiveOptions`.
+        label_trust: (n,) checked agreements (`check_label_trust`) with trust="agreement".
     """
     s = t = None
     if source_image_embeddings is not None:
@@ -268,7 +282,8 @@ def soft_targets(source_image_embeddings, source_text_embeddings, y, options):
     blocks = BLOCKS if options.intra_modal_weight > 0 else BLOCKS[:1]
     sources = {"image_text": (s, t), "image_image": (s, s), "text_text": (t, t)}
     targets = {}
-    for block, w in mixed_weights(s, t, y, options, blocks).items():
+    label_mix = trusted_label_mix(options, label_trust)
+    for block, w in mixed_weights(s, t, y, options, blocks, label_mix).items():
         if options.form == "margin":
             pulled = y if options.label_weights == "hard" else w
         else:

@@ -1,4 +1,5 @@
-"""Embedding transfer from a class-wise source (MET, Kim et al.) and MET's no-source control."""
+"""Embedding transfer from a class-wise source (MET, Kim et al.), MET with selective label
+trust, and MET's no-source control."""
 
 import dataclasses
 
@@ -25,6 +26,10 @@ def build_control(encoder, num_classes, config, source):
     from keras_cmr.models import PairwiseModel
 
     options = config.method_options.get("control", config.soft_contrastive)
+    if options.trust != "global":
+        raise ValueError(f'the no-source control has no source to agree with its labels: its '
+                         f'options need trust="global" (received trust={options.trust!r}); '
+                         f'give it its own, method_options {{"control": {{...}}}}')
     return PairwiseModel(encoder, losses.SoftContrastiveLoss.from_options(options))
 
 
@@ -32,6 +37,9 @@ register("kim", _transfer_builder(margin="fixed"),
          "embedding transfer with a fixed margin (Kim et al., CVPR 2021)", needs_source=True)
 register("met", _transfer_builder(),
          "MET: embedding transfer, relaxed labels and relaxed margins (soft contrastive)",
+         needs_source=True)
+register("met_selective", _transfer_builder(trust="agreement"),
+         "MET whose pairs trust their labels as far as the source agrees with them",
          needs_source=True)
 register("control", build_control,
          "no-source control: MET's loss with w = lam * y (no transfer)",

@@ -295,6 +295,12 @@ class CrossModalTrainer(keras.Model):
     def training_loss(self, x, labels, embeddings, training):
         raise NotImplementedError
 
+    def training_inputs(self, x, labels):
+        """`x` (a dict of arrays, one row per training pair, all of them) with the inputs that
+        the objective derives from the whole training set (a transfer model's label trust);
+        the protocol calls it before batching. The base adds none."""
+        return x
+
     def get_config(self):
         config = super().get_config()
         for key in self.serialized_children:

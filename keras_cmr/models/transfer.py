@@ -6,9 +6,11 @@ from keras import ops
 
 from keras_cmr.distribution import gather_global_batch, replica_share
 from keras_cmr.losses import SoftContrastiveLoss
+from keras_cmr.losses.label_trust import label_agreement
 from keras_cmr.models.encoder import CrossModalEncoder, CrossModalTrainer
 
 PRECOMPUTED_KEYS = ("source_image", "source_text")
+TRUST_KEY = "label_trust"
 _NO_SOURCE = ("TransferModel has no source model: every batch must bring precomputed source "
               "embeddings, fit({'image': ..., 'text': ..., 'source_image': ..., "
               "'source_text': ...}, labels)")
@@ -39,6 +41,11 @@ class TransferModel(CrossModalTrainer):
     never trained on it) replace the source model: pass them as two more inputs,
     `fit({"image": ..., "text": ..., "source_image": s, "source_text": t}, labels)`, with
     `source=None` (or with a source, which they then override).
+
+    With a loss of trust="agreement" (`SoftContrastiveOptions.trust`), every batch also
+    brings each pair's agreement a_i, the input "label_trust": `with_label_trust(x, labels)`
+    computes it over the whole training set (the protocol does so through
+    `training_inputs`).
 
     Args:
         target: the fresh `CrossModalEncoder` to train (any tower shapes).
@@ -74,6 +81,36 @@ class TransferModel(CrossModalTrainer):
             self.source.build(input_shape)
 
     @property
+    def uses_label_trust(self):
+        """Whether the loss weighs each pair's hard label by its agreement (trust="agreement")."""
+        return (isinstance(self.transfer_loss, SoftContrastiveLoss)
+                and self.transfer_loss.options.trust == "agreement")
+
+    def with_label_trust(self, x, labels):
+        """`x` (a dict of arrays, one row per training pair) with x["label_trust"]: the
+        source's agreement with each pair's label (`keras_cmr.losses.label_trust.
+        label_agreement`, at the loss's trust_temperature), from x's precomputed source
+        embeddings, else from the source model's embeddings of x's pairs.
+
+        The class means behind it are those of x's pairs: pass the whole training set, not a
+        batch. An x that already holds "label_trust" is returned as is.
+        """
+        if TRUST_KEY in x:
+            return x
+        if all(key in x for key in PRECOMPUTED_KEYS):
+            image, text = x["source_image"], x["source_text"]
+        elif self.source is None:
+            raise ValueError(_NO_SOURCE)
+        else:
+            image, text = self.source.encode_image(x["image"]), self.source.encode_text(x["text"])
+        agreement = label_agreement(image, text, labels,
+                                    temperature=self.transfer_loss.options.trust_temperature)
+        return {**x, TRUST_KEY: np.asarray(ops.convert_to_numpy(agreement), "float32")}
+
+    def training_inputs(self, x, labels):
+        return self.with_label_trust(x, labels) if self.uses_label_trust else x
+
+    @property
     def target(self):
         """The trained target encoder: what retrieval uses and what to save for serving."""
         return self.encoder
@@ -94,6 +131,26 @@ class TransferModel(CrossModalTrainer):
             if not np.all(np.isfinite(array)):
                 row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
                 raise ValueError(f"fit: {key} row {row} holds NaN or inf")
+        self._check_label_trust(x)
+
+    def _check_label_trust(self, x):
+        if TRUST_KEY not in x:
+            if self.uses_label_trust:
+                raise ValueError('fit: the transfer loss has trust="agreement", so x needs '
+                                 '"label_trust", the source\'s agreement with each pair\'s '
+                                 "label: fit(model.with_label_trust(x, labels), labels)")
+            return
+        if not self.uses_label_trust:
+            raise ValueError('fit: x holds "label_trust", but the transfer loss does not use '
+                             'it (trust="global"); leave it out or set trust="agreement"')
+        array = np.asarray(x[TRUST_KEY])
+        if array.ndim != 1 or len(array) != len(x["image"]):
+            raise ValueError(f"fit: label_trust must be a 1-D array with one value per pair "
+                             f"({len(x['image'])}); received shape {array.shape}")
+        outside = np.flatnonzero(~((array >= 0) & (array <= 1)))
+        if len(outside):
+            row = int(outside[0])
+            raise ValueError(f"fit: label_trust row {row} is {array[row]!r}, outside [0, 1]")
 
     def training_loss(self, x, labels, embeddings, training):
         if all(key in x for key in PRECOMPUTED_KEYS):
@@ -102,10 +159,13 @@ class TransferModel(CrossModalTrainer):
             raise ValueError(_NO_SOURCE)
         else:
             source = self.source(x, training=False)
-        labels, y_pred = gather_global_batch((labels, {
+        y_pred = {
             "image": embeddings["image"],
             "text": embeddings["text"],
             "source_image": ops.stop_gradient(source["image"]),
             "source_text": ops.stop_gradient(source["text"]),
-        }))
+        }
+        if TRUST_KEY in x:
+            y_pred[TRUST_KEY] = x[TRUST_KEY]
+        labels, y_pred = gather_global_batch((labels, y_pred))
         return replica_share(self.transfer_loss, self.transfer_loss(labels, y_pred))

@@ -3,12 +3,14 @@
 import dataclasses
 
 from keras_cmr.options.checks import (check_choice, check_flag, check_fraction,
-                                      check_non_negative, check_positive, is_number)
+                                      check_non_negative, check_number, check_positive,
+                                      is_number)
 
 MARGINS = ("relaxed", "fixed")
 CALIBRATIONS = ("none", "row", "rank")
 FORMS = ("margin", "infonce")
 LABEL_WEIGHTS = ("relaxed", "hard")
+TRUSTS = ("global", "agreement")
 
 
 def check_sigma(sigma):
@@ -33,6 +35,11 @@ class SoftContrastiveOptions:
         source_temperature: temperature of the source targets (infonce form), > 0.
         label_weights: "relaxed" (pull by w_ij) or "hard" (pull by y_ij).
         calibration: "none", "row" or "rank"; see `relaxed_labels`.
+        trust: how far each pair's hard label is trusted: "global" (every pair mixes with
+            lam = label_mix) or "agreement" (pair (i, j) mixes with lam_ij = label_mix *
+            a_i * a_j, a_i the source's agreement with pair i's label, given with every
+            batch; see `keras_cmr.losses.label_trust`). Margin form only.
+        trust_temperature: temperature of the agreement a_i, > 0 (trust="agreement").
 
     Defaults: sigma 1, delta 1.5, lam 0.75, chosen on the validation split of the Wikipedia
     benchmark (experiments/search.py; docs/results.md).
@@ -49,6 +56,8 @@ class SoftContrastiveOptions:
     source_temperature: float = 0.1
     label_weights: str = "relaxed"
     calibration: str = "none"
+    trust: str = "global"
+    trust_temperature: float = 0.1
 
     def __post_init__(self):
         check_sigma(self.sigma)
@@ -62,6 +71,12 @@ class SoftContrastiveOptions:
         check_positive("temperature", self.temperature)
         check_positive("source_temperature", self.source_temperature)
         check_flag("relative_distance", self.relative_distance)
+        check_choice("trust", self.trust, TRUSTS)
+        check_number("trust_temperature", self.trust_temperature, "> 0")
+        check_positive("trust_temperature", self.trust_temperature)
+        if self.trust == "agreement" and self.form != "margin":
+            raise ValueError(f'trust="agreement" has the margin form only; received '
+                             f'form={self.form!r}')
 
     @classmethod
     def names(cls):

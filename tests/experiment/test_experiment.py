@@ -40,7 +40,7 @@ def test_the_same_seed_gives_the_same_figures_twice():
 
 def test_every_method_builds_and_transfer_needs_a_source():
     for method in methods.available():
-        if method in ("met", "kim"):
+        if methods.get(method).needs_source:
             with pytest.raises(ValueError, match="trained source"):
                 build_model(method, 10, FAST)
         else:

@@ -25,7 +25,7 @@ CLASS_LABELS = np.array([0, 1, 0, 2, 1, 0])
 NON_DEFAULT = {"sigma": "median", "delta": 0.8, "margin": "fixed", "relative_distance": False,
                "label_mix": 0.3, "intra_modal_weight": 0.2, "form": "infonce",
                "temperature": 0.2, "source_temperature": 0.3, "label_weights": "hard",
-               "calibration": "rank"}
+               "calibration": "rank", "trust_temperature": 0.5}
 # (options, the message of today's checks): each is refused by the type, the function and the
 # loss class alike.
 BAD_OPTIONS = [
@@ -53,6 +53,15 @@ BAD_OPTIONS = [
                                  "calibration='softmax'"),
     ({"relative_distance": "yes"}, "relative_distance must be True or False; received "
                                    "relative_distance='yes'"),
+    ({"trust": "label"}, "trust must be one of ('global', 'agreement'); received "
+                         "trust='label'"),
+    ({"trust": None}, "trust must be one of ('global', 'agreement'); received trust=None"),
+    ({"trust_temperature": 0.0}, "trust_temperature must be > 0; received "
+                                 "trust_temperature=0.0"),
+    ({"trust_temperature": "0.1"}, "trust_temperature must be a finite number > 0; received "
+                                   "trust_temperature='0.1'"),
+    ({"trust": "agreement", "form": "infonce"},
+     "trust=\"agreement\" has the margin form only; received form='infonce'"),
 ]
 
 
@@ -100,7 +109,9 @@ def test_a_learned_temperature_tensor_is_accepted_unchecked():
 def test_options_are_read_from_an_experiment_object_naming_the_known_keys():
     read = functools.partial(options_from_mapping, SoftContrastiveOptions)
     assert read({}) == SoftContrastiveOptions()
-    assert read(NON_DEFAULT).to_dict() == NON_DEFAULT
+    # NON_DEFAULT sets every option but trust, whose "agreement" has the margin form only.
+    assert read(NON_DEFAULT).to_dict() == {**NON_DEFAULT, "trust": "global"}
+    assert read({"trust": "agreement"}) == SoftContrastiveOptions(trust="agreement")
     with pytest.raises(ValueError) as error:
         read({"sigma": 1.0, "lable_mix": 0.5, "beta": 1},
              where="experiment.json: soft_contrastive")
@@ -137,7 +148,8 @@ def test_a_config_of_plain_keyword_arguments_loads():
               "dtype": "float32", **NON_DEFAULT}
     loss = SoftContrastiveLoss.from_config(config)
     assert loss.options == SoftContrastiveOptions(**NON_DEFAULT)
-    assert loss.get_config() == config
+    # A config without "trust" (a file saved before the option existed) gets the global trust.
+    assert loss.get_config() == {**config, "trust": "global"}
 
 
 def counting(monkeypatch, owner, name):

@@ -12,7 +12,7 @@ from keras_cmr.experiment import TrainingConfig
 FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
 BUILT_IN = ["source", "source_pcl", "source_regression", "source_pcl_gce", "contrastive",
             "triplet", "infonce", "supervised_infonce", "naive_sum", "dscmr", "kim", "met",
-            "control", "cca", "label_regression", "mrl"]
+            "met_selective", "control", "cca", "label_regression", "mrl"]
 
 
 @pytest.fixture
