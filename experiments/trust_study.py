@@ -157,10 +157,9 @@ def main(argv=None):
     parser.add_argument("--json", required=True)
     parser.add_argument("--report", action="store_true", help="print the tables and stop")
     args = parser.parse_args(argv)
-    if args.report:
-        report(args.json)
-    else:
+    if not args.report:
         run_study(args)
+    report(args.json)
     return 0
 
 

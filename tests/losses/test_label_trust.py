@@ -10,7 +10,7 @@ from keras import ops
 from keras_cmr.losses import SoftContrastiveLoss, soft_contrastive, soft_labels
 from keras_cmr.losses.label_trust import class_scores, label_agreement, pair_trust
 
-N, E, F = 6, 4, 4
+N = 6  # pairs, as tests/losses/conftest.py's `inputs`
 CLASS_LABELS = np.array([0, 1, 0, 2, 1, 0])
 # Class 3 is held by one pair only (its leave-one-out mean is empty); row 3 holds no label.
 MULTI_HOT = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0],
@@ -91,23 +91,14 @@ def ref_loss(u, v, s, t, labels, trust, label_mix=0.75, sigma=1.0, delta=1.5,
             total += w * d[j] ** 2 + (1 - w) * max(0.0, m - d[j]) ** 2
         return total
 
-    out = []
-    for i in range(n):
-        value = block(s, t, u, v, i)
-        if intra_modal_weight > 0:
-            value += intra_modal_weight * (block(s, s, u, u, i) + block(t, t, v, v, i))
-        out.append(value)
-    return np.array(out)
+    cross = np.array([block(s, t, u, v, i) for i in range(n)])
+    if intra_modal_weight == 0:
+        return cross
+    return cross + intra_modal_weight * np.array(
+        [block(s, s, u, u, i) + block(t, t, v, v, i) for i in range(n)])
 
 
 # ----- tests -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def inputs(rng):
-    u, v = (rng.normal(size=(N, E)).astype("float32") for _ in range(2))
-    s, t = (rng.normal(size=(N, F)).astype("float32") for _ in range(2))
-    return u, v, s, t
-
 
 @pytest.mark.parametrize("labels", [CLASS_LABELS, MULTI_HOT], ids=["classes", "multi_hot"])
 def test_class_scores_leave_the_pair_out(inputs, labels):

@@ -15,7 +15,7 @@ from keras_cmr.losses import (
 )
 
 # The sizes of every loss test file: JAX compiles each eager op once per shape.
-N, E, F = 6, 4, 4
+N = 6  # pairs, as tests/losses/conftest.py's `inputs`
 CLASS_LABELS = np.array([0, 1, 0, 2, 1, 0])
 # Multi-hot with overlapping sets and one empty set (a row whose hard labels are all 0).
 MULTI_HOT = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0],
@@ -134,13 +134,6 @@ def reference(u, v, s, t, labels, sigma=1.0, delta=1.5, margin="relaxed",
 
 
 # ----- tests -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def inputs(rng):
-    u, v = (rng.normal(size=(N, E)).astype("float32") for _ in range(2))
-    s, t = (rng.normal(size=(N, F)).astype("float32") for _ in range(2))
-    return u, v, s, t
-
 
 def check(inputs, labels, **options):
     u, v, s, t = inputs
