@@ -26,6 +26,7 @@ resumed run trains it again, to the same weights.
 import dataclasses
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -34,6 +35,9 @@ from keras_cmr import distribution
 from keras_cmr.callbacks import ReproducibleEpochs
 from keras_cmr.datasets import EpochOrder, RowBatches
 from keras_cmr.utils.checks import check_seed
+
+# Least seconds between two backups of a stage (`StageBackup`).
+BACKUP_INTERVAL = 10.0
 
 
 @dataclasses.dataclass
@@ -94,13 +98,14 @@ class SeededEpochs(EpochPlan):
         seed: the run's seed, a non-negative integer.
         backup: None, or the folder of the stage backups (one process only: the processes
             of a job would write one folder).
+        backup_interval: the least seconds between two backups of a stage (`StageBackup`).
     """
 
-    def __init__(self, seed, backup=None):
+    def __init__(self, seed, backup=None, backup_interval=BACKUP_INTERVAL):
         self.seed = check_seed(seed)
         if backup is not None and distribution.process_count() > 1:
             raise ValueError("stage backups work in a one-process run only.")
-        self.backup = backup
+        self.backup, self.backup_interval = backup, float(backup_interval)
         self.stages = 0
 
     def stage(self, model, inputs, labels, batch_size, stopping):
@@ -118,26 +123,36 @@ class SeededEpochs(EpochPlan):
         if not model.built:
             # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
             model(batches[0][0])
-        backup = StageBackup(folder, ReproducibleEpochs(self.seed, batches), stopping)
+        backup = StageBackup(folder, ReproducibleEpochs(self.seed, batches), stopping,
+                             self.backup_interval)
         return StageFeed({"x": batches, "shuffle": False}, [backup],
                          lambda history: backup.history())
 
 
 class StageBackup(keras.callbacks.Callback):
-    """Backs up one stage in `folder` every epoch and restores it when `fit` starts.
+    """Backs up one stage in `folder` and restores it when `fit` starts.
+
+    The first epoch is backed up, then the end of any epoch `interval` seconds or more after
+    the last backup: a resumed stage replays the epochs since (each drawn from (seed, epoch)
+    alone, so to the same weights), and a fast stage does not spend its time writing files
+    (every epoch's backup cost TensorFlow's default run about 15% of its time, our
+    measurement).
 
     Args:
         folder: the stage's backup folder (created when the first epoch ends).
         epochs: the stage's `ReproducibleEpochs` (batch order and dropout from the seed).
         stopping: the stage's `keras.callbacks.EarlyStopping`, whose state is backed up too
             (it must come before this callback in `fit`'s list).
+        interval: the least seconds between two backups (0: every epoch).
     """
 
-    def __init__(self, folder, epochs, stopping):
+    def __init__(self, folder, epochs, stopping, interval=BACKUP_INTERVAL):
         super().__init__()
         self.folder, self.epochs, self.stopping = folder, epochs, stopping
+        self.interval = float(interval)
         self._backup = keras.callbacks.BackupAndRestore(folder)
         self._logs = []
+        self._saved_at = self._saved_epoch = None
 
     def history(self):
         """The stage's history, {name: per-epoch values}: the epochs of the killed runs, then
@@ -153,6 +168,7 @@ class StageBackup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._logs = []
+        self._saved_at = self._saved_epoch = None
         for callback in (self._backup, self.epochs):
             callback.set_model(self.model)
         # After the early stopping's own on_train_begin (it comes first in the list), which
@@ -161,19 +177,22 @@ class StageBackup(keras.callbacks.Callback):
         epoch = getattr(self.model, "_initial_epoch", None) or 0
         if epoch:
             self._restore(epoch)
+            self._saved_epoch = epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self._logs.append({key: float(value) for key, value in (logs or {}).items()})
+        if self._saved_at is not None and time.monotonic() - self._saved_at < self.interval:
+            return
         # The state of epoch + 1 is written before the backup that names that epoch, and the
         # previous one removed after it: a kill between them leaves a matching pair.
         self._save(epoch + 1)
         self._backup.on_epoch_end(epoch, logs)
-        previous = self._state_path(epoch)
-        if os.path.exists(previous):
-            os.remove(previous)
+        if self._saved_epoch is not None and os.path.exists(self._state_path(self._saved_epoch)):
+            os.remove(self._state_path(self._saved_epoch))
+        self._saved_at, self._saved_epoch = time.monotonic(), epoch + 1
 
     def on_train_end(self, logs=None):
         self._backup.on_train_end(logs)

@@ -4,11 +4,12 @@
 Philox, "Parallel random numbers: as easy as 1, 2, 3", SC 2011): each position's bits are a
 keyed permutation of its index, the key drawn from (seed, counter). It is written with 32-bit
 integer `keras.ops` whose every intermediate stays below 2**31, so TensorFlow, JAX and PyTorch
-compute the same bits exactly, with or without a compiler. The permutation is a six-round
+compute the same bits exactly, with or without a compiler. The permutation is a four-round
 Feistel network on two 15-bit halves whose round function multiplies by odd constants modulo
-2**15 and folds high bits down by shifts (our own construction, checked by the tests for
-uniformity and for correlation between neighbouring positions, counters and seeds; it is not
-cryptographic).
+2**15 and folds high bits down by shifts; its round keys come from (seed, counter) through
+six rounds of the same network (our own construction, checked by the tests for uniformity and
+for correlation between neighbouring positions, counters and seeds; it is not cryptographic).
+Four rounds rather than six per position: the same statistics, a third less work per unit.
 """
 
 import math
@@ -61,10 +62,10 @@ def counter_bits(seed, counter, shape):
     high, low = _feistel(*_halves(block), _SCHEDULE_KEYS)
     seed_high, counter_high = high[0], high[1]
     seed_low, counter_low = low[0], low[1]
+    # Four round keys: the Feistel network on the positions runs four rounds.
     keys = (ops.bitwise_xor(seed_high, counter_low), ops.bitwise_xor(seed_low, counter_high),
             ops.bitwise_xor(ops.bitwise_xor(seed_high, counter_high), 0x5555),
-            ops.bitwise_xor(ops.bitwise_xor(seed_low, counter_low), 0x2AAA),
-            ops.bitwise_xor(seed_high, 0x1234), ops.bitwise_xor(counter_high, 0x4321))
+            ops.bitwise_xor(ops.bitwise_xor(seed_low, counter_low), 0x2AAA))
     position = ops.reshape(ops.arange(_size(shape), dtype="int32"), shape)
     high, low = _feistel(*_halves(position), keys)
     return high * (1 << _HALF) + low

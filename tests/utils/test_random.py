@@ -12,8 +12,8 @@ SCHEDULE = (0x1B87, 0x2F5A, 0x4C2D, 0x5E91, 0x7A13, 0x0D6B)
 
 
 def reference_bits(seed, counter, shape):
-    """The documented construction in int64 numpy: a six-round Feistel network on two 15-bit
-    halves, keyed by the same network applied to (seed, counter)."""
+    """The documented construction in int64 numpy: a four-round Feistel network on two 15-bit
+    halves, keyed by six rounds of the same network applied to (seed, counter)."""
     def round_function(half, multiplier, shift):
         half = (half * multiplier) & MASK
         half ^= half >> shift
@@ -29,8 +29,7 @@ def reference_bits(seed, counter, shape):
     high, low = feistel(block >> 15, block & MASK, SCHEDULE)
     (seed_high, counter_high), (seed_low, counter_low) = high, low
     keys = (seed_high ^ counter_low, seed_low ^ counter_high,
-            seed_high ^ counter_high ^ 0x5555, seed_low ^ counter_low ^ 0x2AAA,
-            seed_high ^ 0x1234, counter_high ^ 0x4321)
+            seed_high ^ counter_high ^ 0x5555, seed_low ^ counter_low ^ 0x2AAA)
     position = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
     high, low = feistel(position >> 15, position & MASK, keys)
     return (high << 15) + low
