@@ -92,6 +92,9 @@ class RecordingModel:
     def compile(self, **kwargs):
         pass
 
+    def training_inputs(self, x, labels):
+        return x
+
     def fit(self, **kwargs):
         self.fitted = kwargs
         return type("History", (), {"history": {"val_avg_map": [0.5]}})()
