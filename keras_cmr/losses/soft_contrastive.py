@@ -139,12 +139,7 @@ def soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings=
     Returns:
         float32 tensor of shape (n,): the per-anchor losses l_i; their mean is the batch loss.
     """
-    options = SoftContrastiveOptions(
-        sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
-        label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
-        temperature=temperature, source_temperature=source_temperature,
-        label_weights=label_weights, calibration=calibration, trust=trust,
-        trust_temperature=trust_temperature)
+    options = SoftContrastiveOptions.from_arguments(locals())
     return _soft_contrastive(image_embeddings, text_embeddings, source_image_embeddings,
                              source_text_embeddings, labels, label_trust, options, temperature)
 
@@ -188,12 +183,7 @@ class SoftContrastiveLoss(DictLossWrapper):
                  source_temperature=0.1, label_weights="relaxed", calibration="none",
                  trust="global", trust_temperature=0.1, reduction="sum_over_batch_size",
                  name="soft_contrastive", dtype=None):
-        options = SoftContrastiveOptions(
-            sigma=sigma, delta=delta, margin=margin, relative_distance=relative_distance,
-            label_mix=label_mix, intra_modal_weight=intra_modal_weight, form=form,
-            temperature=temperature, source_temperature=source_temperature,
-            label_weights=label_weights, calibration=calibration, trust=trust,
-            trust_temperature=trust_temperature)
+        options = SoftContrastiveOptions.from_arguments(locals())
         super().__init__(_soft_contrastive_from_dict, reduction=reduction, name=name,
                          dtype=dtype, **options.to_dict())
         self.options = options

@@ -83,6 +83,12 @@ class SoftContrastiveOptions:
         """The option names, in the order of the constructor's arguments."""
         return tuple(field.name for field in dataclasses.fields(cls))
 
+    @classmethod
+    def from_arguments(cls, arguments):
+        """The options named in `arguments`, a mapping holding every option and maybe other
+        names (a loss function's or constructor's `locals()`)."""
+        return cls(**{name: arguments[name] for name in cls.names()})
+
     def to_dict(self):
         """The options as plain keyword arguments (`SoftContrastiveLoss`'s, a config's)."""
         return {name: getattr(self, name) for name in self.names()}

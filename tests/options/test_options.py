@@ -80,3 +80,11 @@ def test_options_and_configs_are_made_without_a_framework():
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_loss_options_from_a_functions_arguments_take_only_the_options():
+    arguments = {**SoftContrastiveOptions(label_mix=0.5).to_dict(), "labels": None, "n": 3}
+    assert SoftContrastiveOptions.from_arguments(arguments) == SoftContrastiveOptions(
+        label_mix=0.5)
+    with pytest.raises(KeyError, match="delta"):  # the first option missing
+        SoftContrastiveOptions.from_arguments({"sigma": 1.0})
