@@ -8,8 +8,8 @@ Importing the package registers every layer, loss and model with Keras' serializ
 import importlib
 
 from keras_cmr import (callbacks, config, datasets, distribution, encoders, evaluation,
-                       failures, layers, losses, methods, models, options, retrieval, saving,
-                       statistics, utils)
+                       failures, layers, losses, methods, models, options, results, retrieval,
+                       saving, statistics, utils)
 
 __version__ = "0.1.0"
 
@@ -24,5 +24,5 @@ def __getattr__(name):
 
 
 __all__ = ["callbacks", "config", "datasets", "distribution", "encoders", "evaluation",
-           "failures", "layers", "losses", "methods", "models", "options", "retrieval", "saving",
-           "statistics", "utils", *_ON_FIRST_USE, "__version__"]
+           "failures", "layers", "losses", "methods", "models", "options", "results", "retrieval",
+           "saving", "statistics", "utils", *_ON_FIRST_USE, "__version__"]
