@@ -21,8 +21,13 @@ import subprocess
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from keras_cmr.results import result_from_dict  # noqa: E402
+
 BACKENDS = ("tensorflow", "jax", "torch")
-CLI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "keras_cmr_cli.py")
+CLI = os.path.join(ROOT, "keras_cmr_cli.py")
 
 
 def run_backend(backend, args, path):
@@ -40,11 +45,11 @@ def run_backend(backend, args, path):
 def figures(path):
     """{method: {seed: test avg mAP}} of a compare JSON."""
     with open(path) as file:
-        runs = json.load(file)["runs"]
+        runs = [result_from_dict(run) for run in json.load(file)["runs"]]
     table = {}
     for run in runs:
-        if "test" in run:
-            table.setdefault(run["method"], {})[run["seed"]] = run["test"]["avg_map"]
+        if not run.failed:
+            table.setdefault(run.method, {})[run.seed] = run.test["avg_map"]
     return table
 
 

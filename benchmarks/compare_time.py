@@ -219,8 +219,8 @@ def main(argv=None):
             json.dump({"backend": keras.backend.backend(), "methods": methods,
                        "seeds": args.seeds, "epochs": args.epochs, "total_s": total,
                        "seconds": clock.seconds, "fits": clock.fits,
-                       "results": [{k: r[k] for k in ("method", "seed", "epochs", "seconds")}
-                                   for r in results]}, f, indent=2)
+                       "results": [{"method": r.method, "seed": r.seed, "epochs": r.epochs,
+                                    "seconds": r.seconds} for r in results]}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,9 @@ def main():
             data = carved.preprocessed(image=image, text=text)
             _, result = run_method(args.method, data, config, seed=seed)
             print(json.dumps({"method": args.method, "seed": seed, "image": image,
-                              "text": text, "val": result["best_val_avg_map"],
-                              "test": result["test"]["avg_map"], "epochs": result["epochs"],
-                              "seconds": round(result["seconds"])}), flush=True)
+                              "text": text, "val": result.best_val_avg_map,
+                              "test": result.test["avg_map"], "epochs": result.epochs,
+                              "seconds": round(result.seconds)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -96,10 +96,10 @@ def main(argv=None):
                                    source=sources[folds] if needs_source else None)
             runs.append({"variant": name, "method": method, "options": options,
                          "source_folds": folds, "seed": seed,
-                         "val_avg_map": result["best_val_avg_map"],
-                         "test": result["test"], "epochs": result["epochs"]})
-            print(f"seed {seed} {name:<55} val {result['best_val_avg_map']:.4f} "
-                  f"test {result['test']['avg_map']:.4f} "
+                         "val_avg_map": result.best_val_avg_map,
+                         "test": result.test, "epochs": result.epochs})
+            print(f"seed {seed} {name:<55} val {result.best_val_avg_map:.4f} "
+                  f"test {result.test['avg_map']:.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             saving.write_json({"config": args.config, "seeds": seeds, "runs": runs},
                               args.results)

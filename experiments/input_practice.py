@@ -17,10 +17,13 @@ on validation and what it gives on test.
 """
 
 import argparse
-import json
 import os
+import sys
 
-from keras_cmr.utils.files import atomic_path, read_json_object
+from keras_cmr.utils.files import read_json_object
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from noise_study import labelled, save_runs  # noqa: E402
 
 EXPERIMENT_KEYS = ("data", "methods", "seeds")
 SETTINGS = {
@@ -42,8 +45,17 @@ SETTINGS = {
 }
 
 
-def load_content(path):
-    return read_json_object(path, "--json") if os.path.exists(path) else {"runs": []}
+def load_runs(path):
+    """[(setting, run)] of the study's JSON file (none before its first run)."""
+    runs = read_json_object(path, "--json")["runs"] if os.path.exists(path) else []
+    return [labelled(entries, "setting") for entries in runs]
+
+
+def saved(setting, run):
+    """A run as the study saves it: with its setting, without its test curves."""
+    entries = {**run.to_dict(), "setting": setting}
+    entries.pop("test_curves", None)
+    return entries
 
 
 def run_study(args):
@@ -59,40 +71,38 @@ def run_study(args):
     protocol = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
     base = load_dataset(experiment["data"])
     methods = args.methods.split(",")
-    content = load_content(args.json)
     meta = {"config": protocol, "data": experiment["data"], "methods": methods,
             "settings": SETTINGS}
-    runs = content["runs"]
+    runs = load_runs(args.json)
     for name in names:
         config = TrainingConfig(**{**protocol, **SETTINGS[name], "verbose": 0})
-        finished = [r for r in runs if r["setting"] == name and r["method"] in methods]
-        others = [r for r in runs if r not in finished]
+        finished = [run for setting, run in runs if setting == name and run.method in methods]
+        others = [(setting, run) for setting, run in runs
+                  if setting != name or run.method not in methods]
 
         def save(results, name=name, others=others):
-            for result in results:
-                result.setdefault("setting", name)
-                result.pop("test_curves", None)
-            with atomic_path(args.json) as temporary:
-                with open(temporary, "w") as stream:
-                    json.dump({**meta, "runs": others + results}, stream, indent=1)
+            save_runs(args.json, [saved(*entry) for entry in others]
+                      + [saved(name, result) for result in results], meta)
 
         log = lambda line, name=name: print(f"[{name}] {line}", flush=True)  # noqa: E731
-        runs = others + compare(methods, base, config, args.seeds, log=log, finished=finished,
-                                on_result=save, progress=False)
+        results = compare(methods, base, config, args.seeds, log=log, finished=finished,
+                          on_result=save, progress=False)
+        runs = others + [(name, result) for result in results]
 
 
 def paired_by_setting(runs, reference="protocol"):
-    """{method: {setting: {"val", "test": paired_difference, "val_mean", "test_mean"}}}: each
-    setting minus `reference`, paired over the seeds both ran."""
+    """{method: {setting: {"val", "test": paired_difference, "val_mean", "test_mean"}}} of
+    `runs` ([(setting, run)]): each setting minus `reference`, paired over the seeds both
+    ran."""
     import numpy as np
 
     from keras_cmr.statistics import paired_difference
 
     scores = {}
-    for r in runs:
-        if "test" in r:
-            scores.setdefault(r["method"], {}).setdefault(r["setting"], {})[r["seed"]] = (
-                r["best_val_avg_map"], r["test"]["avg_map"])
+    for setting, r in runs:
+        if not r.failed:
+            scores.setdefault(r.method, {}).setdefault(setting, {})[r.seed] = (
+                r.best_val_avg_map, r.test["avg_map"])
     table = {}
     for method, by_setting in scores.items():
         base = by_setting.get(reference, {})
@@ -116,9 +126,9 @@ def validation_choice(by_setting):
 
 
 def report(path):
-    runs = load_content(path)["runs"]
+    runs = load_runs(path)
     table = paired_by_setting(runs)
-    settings = list(dict.fromkeys(r["setting"] for r in runs))
+    settings = list(dict.fromkeys(setting for setting, _ in runs))
     seeds = max(entry["seeds"] for by_setting in table.values() for entry in by_setting.values())
     print(f"\nsetting − protocol, paired over seeds (up to {seeds}): mean difference of validation "
           f"/ of test avg mAP\n")

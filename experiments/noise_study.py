@@ -15,19 +15,33 @@ the noise rate, one line per method, the seeds' standard deviation shaded.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
+from keras_cmr.results import RunFailure, result_from_dict
 from keras_cmr.utils.files import atomic_path, read_json_object
 
 EXPERIMENT_KEYS = ("data", "methods", "seeds")
 
 
 def load_runs(path):
+    """The runs of a study's JSON file as saved (none before its first run)."""
     return read_json_object(path, "--json")["runs"] if os.path.exists(path) else []
 
 
+def read_runs(path):
+    """The runs of the study's JSON file as `RunResult`s and `RunFailure`s."""
+    return [result_from_dict(entries) for entries in load_runs(path)]
+
+
+def labelled(entries, key):
+    """`(entries[key], run)` of a run that a study saved with a label of its own (`key`)."""
+    return entries[key], result_from_dict({k: v for k, v in entries.items() if k != key})
+
+
 def save_runs(path, runs, meta):
+    """Writes `meta` and `runs` (as saved: dicts) to `path`, atomically."""
     import json
 
     with atomic_path(path) as temporary:
@@ -46,8 +60,8 @@ def run_study(args):
     base = load_dataset(experiment["data"])
     methods = args.methods.split(",")
     transfer = {name for name in methods if registry.get(name).needs_source}
-    runs = load_runs(args.json)
-    done = {(r["label_noise"]["rate"], r["seed"], r["method"]) for r in runs}
+    runs = read_runs(args.json)
+    done = {(r.label_noise["rate"], r.seed, r.method) for r in runs}
     meta = {"config": fields, "data": experiment["data"], "methods": methods,
             "label_noise_kind": args.kind}
     for rate in [float(r) for r in args.rates.split(",")]:
@@ -65,14 +79,15 @@ def run_study(args):
                                         source if method in transfer else None)
                 if model is not None and method in transfer and source is None:
                     source = model.source
-                result["label_noise"] = {"rate": rate, "kind": args.kind}
+                result = dataclasses.replace(result,
+                                             label_noise={"rate": rate, "kind": args.kind})
                 runs.append(result)
-                save_runs(args.json, runs, meta)
+                save_runs(args.json, [run.to_dict() for run in runs], meta)
                 print(f"rate {rate} seed {seed} {method:<12} {figures(result)}", flush=True)
 
 
 def attempt(method, dataset, config, seed, source):
-    """`run_method` without test curves, or (None, a failure record) when the run raised
+    """`run_method` without test curves, or (None, a `RunFailure`) when the run raised
     `TrainingFailure` (recorded so that it is not rerun; the reports leave it out)."""
     from keras_cmr.experiment import run_method
     from keras_cmr.failures import TrainingFailure
@@ -80,17 +95,16 @@ def attempt(method, dataset, config, seed, source):
     try:
         model, result = run_method(method, dataset, config, seed=seed, source=source)
     except TrainingFailure as failure:
-        return None, {"method": method, "seed": seed, "failure": str(failure)}
-    result.pop("test_curves", None)
-    return model, result
+        return None, RunFailure(method, seed, str(failure))
+    return model, dataclasses.replace(result, test_curves=None)
 
 
 def figures(result):
     """One run's figures for the progress line."""
-    if "test" not in result:
-        return f"FAILED: {result['failure']}"
-    return (f"val {result['best_val_avg_map']:.4f} test {result['test']['avg_map']:.4f} "
-            f"({result['seconds']:.0f} s)")
+    if result.failed:
+        return f"FAILED: {result.failure}"
+    return (f"val {result.best_val_avg_map:.4f} test {result.test['avg_map']:.4f} "
+            f"({result.seconds:.0f} s)")
 
 
 def report(path, reference="met"):
@@ -98,12 +112,12 @@ def report(path, reference="met"):
 
     from keras_cmr.statistics import paired_difference
 
-    runs = load_runs(path)
-    for rate in sorted({r["label_noise"]["rate"] for r in runs}):
-        at_rate = [r for r in runs if r["label_noise"]["rate"] == rate and "test" in r]
+    runs = read_runs(path)
+    for rate in sorted({r.label_noise["rate"] for r in runs}):
+        at_rate = [r for r in runs if r.label_noise["rate"] == rate and not r.failed]
         scores = {}
         for r in at_rate:
-            scores.setdefault(r["method"], {})[r["seed"]] = r["test"]["avg_map"]
+            scores.setdefault(r.method, {})[r.seed] = r.test["avg_map"]
         print(f"\nnoise rate {rate}: test avg mAP@all (mean ± std over seeds)\n")
         print("| method | seeds | test avg mAP | MET − method (95% paired t) | verdict |")
         print("|---|---|---|---|---|")
@@ -122,15 +136,16 @@ def report(path, reference="met"):
 
 
 def noise_curves(runs):
-    """method -> (rates, mean test avg mAP, std over seeds), rates ascending."""
+    """method -> (rates, mean test avg mAP, std over seeds) of `runs` (`RunResult`s and
+    `RunFailure`s), rates ascending."""
     import numpy as np
 
     curves = {}
-    for method in dict.fromkeys(r["method"] for r in runs):
+    for method in dict.fromkeys(r.method for r in runs):
         by_rate = {}
         for r in runs:
-            if r["method"] == method and "test" in r:
-                by_rate.setdefault(r["label_noise"]["rate"], []).append(r["test"]["avg_map"])
+            if r.method == method and not r.failed:
+                by_rate.setdefault(r.label_noise["rate"], []).append(r.test["avg_map"])
         rates = sorted(by_rate)
         values = [np.array(by_rate[rate]) for rate in rates]
         curves[method] = (rates, [v.mean() for v in values],
@@ -145,7 +160,7 @@ def plot(path, png):
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4))
-    for method, (rates, means, stds) in noise_curves(load_runs(path)).items():
+    for method, (rates, means, stds) in noise_curves(read_runs(path)).items():
         means, stds = [float(m) for m in means], [float(s) for s in stds]
         axes.plot(rates, means, marker="o", label=method)
         axes.fill_between(rates, [m - s for m, s in zip(means, stds)],

@@ -19,6 +19,7 @@ counting, per rival, the settings where the reference is better / tied / worse.
 import argparse
 import sys
 
+from keras_cmr.results import result_from_dict
 from keras_cmr.statistics import paired_comparisons, verdict_table
 from keras_cmr.utils.files import read_json_object
 
@@ -29,27 +30,37 @@ def cell(row, key):
     return f"{row[key]:.4f} ± {row[key + '_std']:.4f}"
 
 
+def read_runs(path, content):
+    """The "runs" of a file's `content` as `RunResult`s and `RunFailure`s."""
+    try:
+        return [result_from_dict(run) for run in content.get("runs", [])]
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
 def run_setting(content, run):
     """(data, noise rate, noise kind) of one run; the kind of a clean run (rate 0) is "none"."""
-    noise = run.get("label_noise") or (content.get("config") or {}).get("label_noise") or {}
+    noise = run.label_noise or (content.get("config") or {}).get("label_noise") or {}
     rate = float(noise.get("rate", 0.0))
     return (str(content.get("data", "?")), rate, noise.get("kind", "symmetric") if rate else "none")
 
 
-def group_runs(contents):
-    """dict setting -> its runs, over every file's "runs", settings in order of appearance."""
+def group_runs(files):
+    """dict setting -> its runs, over every file's runs (`files`: [(content, runs)]),
+    settings in order of appearance."""
     groups = {}
-    for content in contents:
-        for run in content.get("runs", []):
+    for content, runs in files:
+        for run in runs:
             groups.setdefault(run_setting(content, run), []).append(run)
     return groups
 
 
-def print_paired(contents, reference, key):
-    """Prints the paired table and the verdict table; returns the comparisons per setting."""
+def print_paired(files, reference, key):
+    """Prints the paired table and the verdict table of `files` ([(content, runs)]); returns
+    the comparisons per setting."""
     comparisons = {}
-    for setting, runs in group_runs(contents).items():
-        if any(run["method"] == reference for run in runs):
+    for setting, runs in group_runs(files).items():
+        if any(run.method == reference for run in runs):
             comparisons[setting] = paired_comparisons(runs, reference, key)
     comparisons = {setting: rivals for setting, rivals in comparisons.items() if rivals}
     if not comparisons:
@@ -81,6 +92,7 @@ def main(argv=None):
     from keras_cmr import methods
 
     contents = [read_json_object(path, "results file") for path in args.results]
+    files = [(content, read_runs(path, content)) for path, content in zip(args.results, contents)]
     for path, content in zip(args.results, contents):
         if "table" not in content:
             continue
@@ -110,7 +122,7 @@ def main(argv=None):
             spread = max(met["avg_map_std"], table[method]["avg_map_std"])
             print(f"| {label} | `{method}` | {gap:+.4f} | {spread:.4f} | "
                   f"{'yes' if gap > spread else 'no'} |")
-    print_paired(contents, args.reference, args.key)
+    print_paired(files, args.reference, args.key)
     return 0
 
 

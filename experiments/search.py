@@ -118,8 +118,8 @@ class Search:
                 source = (self.source(config, seed)[0] if methods.get(method).needs_source
                           else None)
                 _, result = run_method(method, self.dataset, config, seed=seed, source=source)
-            values.append(result["best_val_avg_map"])
-            epochs.append(result["epochs"])
+            values.append(result.best_val_avg_map)
+            epochs.append(result.epochs)
         trial = {"stage": stage, "method": method, **described,
                  "val_avg_map": sum(values) / len(values), "val_avg_map_seeds": values,
                  "epochs": epochs, "seconds": round(time.perf_counter() - start, 1)}

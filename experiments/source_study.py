@@ -32,7 +32,8 @@ import numpy as np
 from keras_cmr.utils.files import read_json_object
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from noise_study import EXPERIMENT_KEYS, attempt, figures, load_runs, save_runs  # noqa: E402
+from noise_study import (EXPERIMENT_KEYS, attempt, figures, labelled, load_runs,  # noqa: E402
+                         save_runs)
 
 VARIANTS = ("pcl", "ensemble", "naive_sum", "clean_labels", "control")
 ENSEMBLE = ("source_pcl", "source", "source_regression")
@@ -93,8 +94,8 @@ def run_study(args):
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
     config = TrainingConfig(**{**fields, "verbose": 0})
     base = load_dataset(experiment["data"])
-    runs = load_runs(args.json)
-    done = {(r["label_noise"]["rate"], r["seed"], r["variant"]) for r in runs}
+    runs = [labelled(entries, "variant") for entries in load_runs(args.json)]
+    done = {(run.label_noise["rate"], run.seed, variant) for variant, run in runs}
     meta = {"config": fields, "data": experiment["data"], "label_noise_kind": args.kind}
     for rate in [float(r) for r in args.rates.split(",")]:
         for seed in range(args.seeds):
@@ -108,24 +109,26 @@ def run_study(args):
             for variant in todo:
                 method = "control" if variant == "control" else "met"
                 _, result = attempt(method, noisy, config, seed, sources.get(variant))
-                result.pop("source_folds", None)
-                result["variant"] = variant
-                result["label_noise"] = {"rate": rate, "kind": args.kind}
-                runs.append(result)
-                save_runs(args.json, runs, meta)
+                result = dataclasses.replace(result, label_noise={"rate": rate, "kind": args.kind})
+                if not result.failed:  # the fold sources' histories are not kept
+                    result = dataclasses.replace(result, source_folds=None)
+                runs.append((variant, result))
+                save_runs(args.json, [{**run.to_dict(), "variant": variant}
+                                      for variant, run in runs], meta)
                 print(f"rate {rate} seed {seed} {variant:<13} {figures(result)}", flush=True)
 
 
 def report(path, reference="pcl"):
     from keras_cmr.statistics import paired_difference
 
-    runs = [r for r in load_runs(path) if "test" in r]
-    for rate in sorted({r["label_noise"]["rate"] for r in runs}):
+    runs = [labelled(entries, "variant") for entries in load_runs(path)]
+    runs = [(variant, run) for variant, run in runs if not run.failed]
+    for rate in sorted({run.label_noise["rate"] for _, run in runs}):
         scores = {}
-        for r in runs:
-            if r["label_noise"]["rate"] == rate:
-                scores.setdefault(r["variant"], {})[r["seed"]] = (r["best_val_avg_map"],
-                                                                  r["test"]["avg_map"])
+        for variant, run in runs:
+            if run.label_noise["rate"] == rate:
+                scores.setdefault(variant, {})[run.seed] = (run.best_val_avg_map,
+                                                            run.test["avg_map"])
         print(f"\nnoise rate {rate}: MET's source, mean over seeds; paired difference to "
               f"`{reference}` (95% paired t)\n")
         print("| source | seeds | val avg mAP | − pcl (val) | test avg mAP | − pcl (test) |")

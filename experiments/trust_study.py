@@ -102,11 +102,11 @@ def run_study(args):
                 _, result, _ = stage.method(method)
                 content["runs"].append({
                     "rate": rate, "seed": seed, "method": method, "trust_temperature": value,
-                    "best_val_avg_map": result["best_val_avg_map"], "epochs": result["epochs"],
-                    "test": result["test"], "seconds": result["seconds"]})
+                    "best_val_avg_map": result.best_val_avg_map, "epochs": result.epochs,
+                    "test": result.test, "seconds": result.seconds})
                 save(args.json, content)
                 print(f"rate {rate} seed {seed} {method} T={value}: val "
-                      f"{result['best_val_avg_map']:.4f} ({result['seconds']:.0f} s)",
+                      f"{result.best_val_avg_map:.4f} ({result.seconds:.0f} s)",
                       flush=True)
 
 

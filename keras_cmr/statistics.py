@@ -127,8 +127,8 @@ def paired_comparisons(results, reference="met", key="avg_map", confidence=0.95)
     """`reference` minus every other method on the test `key`, paired by seed (95% paired t).
 
     Args:
-        results: the list `keras_cmr.experiment.compare` returns (dicts with "method",
-            "seed" and "test"; other entries ignored; failed runs left out).
+        results: `keras_cmr.results.RunResult`s and `RunFailure`s, as
+            `keras_cmr.experiment.compare` returns them (failed runs left out).
         reference: the method under test.
         key: the test figure compared ("avg_map", "i2t_map", "t2i_map").
         confidence: confidence level of the paired t interval.
@@ -145,16 +145,16 @@ def paired_comparisons(results, reference="met", key="avg_map", confidence=0.95)
     """
     scores = {}
     for result in results:
-        if "failure" in result:  # a failed run (see `keras_cmr.experiment.compare`)
+        if result.failed:
             continue
-        by_seed = scores.setdefault(result["method"], {})
-        if result["seed"] in by_seed:
-            raise ValueError(f"method {result['method']!r} has two runs of seed "
-                             f"{result['seed']}; pairing needs one per seed")
-        if key not in result["test"]:
-            raise ValueError(f"a run of {result['method']!r} has no test figure {key!r}; it "
-                             f"has {sorted(result['test'])}")
-        by_seed[result["seed"]] = result["test"][key]
+        by_seed = scores.setdefault(result.method, {})
+        if result.seed in by_seed:
+            raise ValueError(f"method {result.method!r} has two runs of seed "
+                             f"{result.seed}; pairing needs one per seed")
+        if key not in result.test:
+            raise ValueError(f"a run of {result.method!r} has no test figure {key!r}; it "
+                             f"has {sorted(result.test)}")
+        by_seed[result.seed] = result.test[key]
     if reference not in scores:
         raise ValueError(f"reference method {reference!r} has no results; methods: "
                          f"{sorted(scores)}")

@@ -19,6 +19,14 @@ def load_script(name):
     return module
 
 
+def run_entries(method, seed, val, test, **extra):
+    """A run as a study's file holds it: a `RunResult`'s JSON layout and the study's entries."""
+    return {"method": method, "seed": seed, "test": {"avg_map": test},
+            "best_val_avg_map": val, "epochs": 1, "seconds": 1.0,
+            "history": {method: {"epochs": 1, "best_val_avg_map": val, "val_avg_map": [val],
+                                 "loss": [1.0]}}, **extra}
+
+
 def row(avg, std):
     return {"seeds": 3, "i2t_map": avg + 0.01, "i2t_map_std": std, "t2i_map": avg - 0.01,
             "t2i_map_std": std, "avg_map": avg, "avg_map_std": std, "best_val_avg_map": avg}
@@ -110,18 +118,20 @@ def test_relaxed_label_statistics_against_brute_force(rng):
 
 
 def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, capsys):
+    from keras_cmr.results import result_from_dict
+
     study = load_script("noise_study")
     rng = np.random.default_rng(0)
     scores = {(method, rate): rng.uniform(0.2, 0.3, size=3)
               for method in ("met", "control") for rate in (0.0, 0.4)}
-    runs = [{"method": method, "seed": seed, "label_noise": {"rate": rate, "kind": "symmetric"},
-             "test": {"avg_map": float(values[seed])}}
+    runs = [run_entries(method, seed, 0.5, float(values[seed]),
+                        label_noise={"rate": rate, "kind": "symmetric"})
             for (method, rate), values in scores.items() for seed in range(3)]
     runs.append({"method": "control", "seed": 3, "failure": "diverged",
                  "label_noise": {"rate": 0.4, "kind": "symmetric"}})
     path = tmp_path / "study.json"
     path.write_text(json.dumps({"runs": runs}))
-    curves = study.noise_curves(runs)
+    curves = study.noise_curves([result_from_dict(entries) for entries in runs])
     for method in ("met", "control"):
         rates, means, stds = curves[method]
         assert rates == [0.0, 0.4]
@@ -162,8 +172,8 @@ def test_source_study_report_pairs_each_source_with_the_default_on_both_splits(t
     study = load_script("source_study")
     rng = np.random.default_rng(1)
     scores = {variant: rng.uniform(0.2, 0.3, size=(3, 2)) for variant in ("pcl", "clean_labels")}
-    runs = [{"variant": variant, "method": "met", "seed": seed, "best_val_avg_map": float(v[0]),
-             "test": {"avg_map": float(v[1])}, "label_noise": {"rate": 0.4, "kind": "symmetric"}}
+    runs = [run_entries("met", seed, float(v[0]), float(v[1]),
+                        label_noise={"rate": 0.4, "kind": "symmetric"}, variant=variant)
             for variant, values in scores.items() for seed, v in enumerate(values)]
     runs.append({"variant": "ensemble", "method": "met", "seed": 0, "failure": "collapsed",
                  "label_noise": {"rate": 0.4, "kind": "symmetric"}})
@@ -189,12 +199,15 @@ def test_input_practice_pairs_each_setting_with_the_protocol_and_picks_on_valida
     scores = {setting: rng.uniform(0.2, 0.3, size=(3, 2))
               for setting in ("protocol", "l2 both", "width 512")}
     scores["width 512"][:, 0] += 0.2  # the best on validation
-    runs = [{"method": "met", "setting": setting, "seed": seed,
-             "best_val_avg_map": float(values[seed, 0]),
-             "test": {"avg_map": float(values[seed, 1])}}
+    runs = [run_entries("met", seed, float(values[seed, 0]), float(values[seed, 1]),
+                        setting=setting)
             for setting, values in scores.items() for seed in range(3)]
-    runs.append({"method": "met", "setting": "l2 both", "seed": 3, "failure": "collapsed"})
-    table = practice.paired_by_setting(runs)["met"]
+    runs.append({"method": "met", "seed": 3, "failure": "collapsed", "setting": "l2 both"})
+    path = tmp_path / "practice.json"
+    path.write_text(json.dumps({"runs": runs}))
+    read = practice.load_runs(str(path))
+    assert [practice.saved(*entry) for entry in read] == runs  # saved again as it was read
+    table = practice.paired_by_setting(read)["met"]
     difference = scores["l2 both"] - scores["protocol"]
     low, high = stats.ttest_rel(scores["l2 both"][:, 1], scores["protocol"][:, 1]) \
         .confidence_interval(0.95)
@@ -203,8 +216,6 @@ def test_input_practice_pairs_each_setting_with_the_protocol_and_picks_on_valida
     assert table["l2 both"]["test"]["interval"] == pytest.approx([low, high])
     assert "test" not in table["protocol"]
     assert practice.validation_choice(table) == "width 512"
-    path = tmp_path / "practice.json"
-    path.write_text(json.dumps({"runs": runs}))
     practice.main(["--json", str(path), "--report"])
     out = capsys.readouterr().out
     assert f"| `met` | width 512 | {scores['width 512'][:, 0].mean():.4f} |" in out

@@ -64,8 +64,8 @@ def test_readme_own_method_and_label_noise_example_runs(capsys):
     finally:
         methods.unregister("triplet_all")
     results = namespace["results"]
-    assert sorted({(r["method"], r["seed"]) for r in results}) == [
+    assert sorted({(r.method, r.seed) for r in results}) == [
         (m, s) for m in ("control", "met", "triplet_all") for s in (0, 1)]
-    assert all(r["label_noise"]["rate"] == 0.4 for r in results if "failure" not in r)
+    assert all(r.label_noise["rate"] == 0.4 for r in results if not r.failed)
     paired = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     assert paired["n"] == 2 and paired["verdict"] in ("better", "tie", "worse")

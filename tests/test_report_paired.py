@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -20,8 +21,12 @@ def load_report():
 
 
 def run(method, seed, avg, noise=None):
-    entry = {"method": method, "seed": seed, "test": {"avg_map": avg, "i2t_map": avg,
-                                                      "t2i_map": avg}}
+    """A run as the files hold it: a `RunResult`'s JSON layout, without test curves."""
+    entry = {"method": method, "seed": seed,
+             "test": {"avg_map": avg, "i2t_map": avg, "t2i_map": avg},
+             "best_val_avg_map": avg, "epochs": 1, "seconds": 1.0,
+             "history": {method: {"epochs": 1, "best_val_avg_map": avg, "val_avg_map": [avg],
+                                  "loss": [1.0]}}}
     if noise is not None:
         entry["label_noise"] = noise
     return entry
@@ -75,3 +80,12 @@ def test_report_without_the_reference_prints_no_paired_table(tmp_path, capsys):
     assert "paired" not in capsys.readouterr().out
     with pytest.raises(ValueError, match="results file: no such file"):
         load_report().main([str(tmp_path / "missing.json")])
+
+
+def test_report_names_the_file_of_a_run_it_cannot_read(tmp_path):
+    entry = run("met", 0, 0.5)
+    del entry["history"]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"data": "toy", "runs": [entry]}))
+    with pytest.raises(ValueError, match=re.escape(f"{path}: a run has no 'history' entry")):
+        load_report().main([str(path)])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from keras_cmr.results import RunFailure, RunResult
 from keras_cmr.statistics import (compare_to_rivals, paired_comparisons, paired_difference,
                                   verdict_table)
 
@@ -75,17 +76,24 @@ def test_bad_input_is_refused(a, b, kwargs, match):
         compare_to_rivals({"cca": [1.0, 2.0]}, "met")
 
 
+def run(method, seed, test):
+    return RunResult(method, seed, test, best_val_avg_map=0.5, epochs=1, seconds=1.0,
+                     history={})
+
+
 def compare_results(scores_by_method):
-    return [{"method": method, "seed": seed, "test": {"avg_map": score, "i2t_map": 0.0}}
+    return [run(method, seed, {"avg_map": score, "i2t_map": 0.0})
             for method, scores in scores_by_method.items() for seed, score in scores.items()]
 
 
 def test_paired_comparisons_pair_compare_results_by_seed_number(rng):
     met = {seed: 0.5 + 0.01 * rng.normal() for seed in range(6)}
     rival = {seed: met[seed] - 0.02 - 0.005 * rng.normal() for seed in range(6)}
-    # Results in shuffled order, one seed of the rival missing: pairing is by seed number.
+    # Results in shuffled order, one seed of the rival missing (its run failed): pairing is
+    # by seed number.
     del rival[3]
     results = compare_results({"met": met, "rival": rival, "lonely": {0: 0.4}})
+    results.append(RunFailure("rival", 3, "diverged"))
     order = rng.permutation(len(results))
     comparisons = paired_comparisons([results[i] for i in order])
     assert list(comparisons) == ["rival"]  # "lonely" shares one seed only: no interval
@@ -99,9 +107,9 @@ def test_paired_comparisons_pair_compare_results_by_seed_number(rng):
 
 
 @pytest.mark.parametrize("results, match", [
-    ([{"method": "a", "seed": 0, "test": {"avg_map": 0.1}}], "reference method 'met'"),
-    ([{"method": "met", "seed": 0, "test": {"avg_map": 0.1}}] * 2, "two runs of seed 0"),
-    ([{"method": "met", "seed": 0, "test": {"i2t_map": 0.1}}], "no test figure 'avg_map'"),
+    ([run("a", 0, {"avg_map": 0.1})], "reference method 'met'"),
+    ([run("met", 0, {"avg_map": 0.1})] * 2, "two runs of seed 0"),
+    ([run("met", 0, {"i2t_map": 0.1})], "no test figure 'avg_map'"),
 ])
 def test_paired_comparisons_refuse_bad_results(results, match):
     with pytest.raises(ValueError, match=match):

@@ -1,11 +1,12 @@
 """`keras-cmr compare`: train each method the same way over seeds; print the test table.
 
 A run that fails (diverged or collapsed: `keras_cmr.failures.TrainingFailure`) is recorded in
-the table's JSON as {"method", "seed", "failure"} and the other runs go on; the command then
-exits with status 3 (keras_cmr.cli.main.TRAINING_FAILED). With --json the file is rewritten
-(atomically) after every run, so `--resume` can skip the runs it holds; an existing --json
-file is refused before any work unless `--resume` continues it or `--overwrite` replaces it
-(from the first finished run on).
+the table's JSON as {"method", "seed", "failure"} (a `keras_cmr.results.RunFailure`) and the
+other runs go on; the command then exits with status 3 (keras_cmr.cli.main.TRAINING_FAILED).
+With --json the file is rewritten (atomically) after every run, each run as its
+`to_dict()`, so `--resume` can skip the runs it holds (read back by `result_from_dict`); an
+existing --json file is refused before any work unless `--resume` continues it or
+`--overwrite` replaces it (from the first finished run on).
 """
 
 import argparse
@@ -69,7 +70,7 @@ def run(args):
             saving.write_json({**settings, "dataset": dataset.name,
                                "table": summarize(results),
                                "paired": paired_statistics(results, methods),
-                               "runs": results}, args.json)
+                               "runs": [result.to_dict() for result in results]}, args.json)
 
     results = compare(methods, dataset, config, seeds, finished=finished, on_result=save,
                       log=lambda line: print(line, flush=True), progress=not args.quiet)
@@ -77,9 +78,9 @@ def run(args):
     print(f"\n{dataset.name}: test mAP@all, mean +- std over {seeds} seed(s), "
           "each selected on validation avg mAP")
     print(format_table(summarize(results)))
-    failed = [result for result in results if "failure" in result]
+    failed = [result for result in results if result.failed]
     for result in failed:
-        print(f"failed: {result['method']} seed {result['seed']}: {result['failure']}")
+        print(f"failed: {result.method} seed {result.seed}: {result.failure}")
     return TRAINING_FAILED if failed else 0
 
 
@@ -89,7 +90,7 @@ def paired_statistics(results, methods):
     from keras_cmr import methods as registry
     from keras_cmr.statistics import paired_comparisons
 
-    present = {result["method"] for result in results if "failure" not in result}
+    present = {result.method for result in results if not result.failed}
     return {method: paired_comparisons(results, reference=method) for method in methods
             if method in present and registry.get(method).needs_source}
 
@@ -109,11 +110,13 @@ def check_results_file(args):
 
 
 def finished_runs(args, settings):
-    """The successful runs of the --json file to skip with --resume (none without it)."""
+    """The successful runs (`RunResult`s) of the --json file to skip with --resume (none
+    without it)."""
     if not args.resume:
         return []
     if not os.path.exists(args.json):
         return []  # nothing finished yet: start from the beginning
+    from keras_cmr.results import result_from_dict
     from keras_cmr.utils.files import read_json_object
 
     earlier = read_json_object(args.json, "--json")
@@ -123,4 +126,8 @@ def finished_runs(args, settings):
         raise ValueError(f"--resume: {args.json} was written with other settings "
                          f"({', '.join(changed)}); resume with the same ones or another "
                          "--json file.")
-    return [run for run in earlier.get("runs", []) if "failure" not in run]
+    try:
+        runs = [result_from_dict(run) for run in earlier.get("runs", [])]
+    except ValueError as error:
+        raise ValueError(f"--resume: {args.json}: {error}") from None
+    return [run for run in runs if not run.failed]

@@ -31,14 +31,22 @@ def data_set_name(content):
 
 
 def read_results(path):
-    """The runs of a compare JSON file, with a clear error for any other file."""
+    """`(content, runs)` of a compare JSON file, its runs as `RunResult`s; a clear error for
+    any other file."""
+    from keras_cmr.results import result_from_dict
     from keras_cmr.utils.files import read_json_object
 
     content = read_json_object(path, "results file")
-    runs = content.get("runs")
-    if not runs or not all("test_curves" in run and "history" in run for run in runs):
-        raise ValueError(f"{path}: not a `keras-cmr compare --json` file with curves (it needs "
-                         "'runs' with 'test_curves' and 'history')")
+    refusal = (f"{path}: not a `keras-cmr compare --json` file with curves (it needs 'runs' "
+               "with 'test_curves' and 'history')")
+    if not content.get("runs"):
+        raise ValueError(refusal)
+    try:
+        runs = [result_from_dict(run) for run in content["runs"]]
+    except ValueError as error:
+        raise ValueError(f"{refusal}: {error}") from None
+    if any(run.failed or run.test_curves is None for run in runs):
+        raise ValueError(refusal)
     return content, runs
 
 
@@ -48,7 +56,7 @@ def mean_curves(runs, methods):
 
     curves = {}
     for method in methods:
-        chosen = [run["test_curves"] for run in runs if run["method"] == method]
+        chosen = [run.test_curves for run in runs if run.method == method]
         curves[method] = (chosen[0]["recall"],
                           np.mean([curve["i2t"] for curve in chosen], axis=0),
                           np.mean([curve["t2i"] for curve in chosen], axis=0))
@@ -66,27 +74,28 @@ def _needs_source(method):
 def validation_curves(runs, source_method):
     """{stage name: [per-seed validation avg mAP per epoch]} for the source and the transfer.
 
-    The transfer methods are the registered methods that need a source. The source's curves
-    come from the source stage that each transfer run trained, or, when the comparison shared
-    that model, from the runs of `source_method` itself. With out-of-fold sources (runs with
-    "source_folds"), the fold sources of each seed are the transfer's stage 1, and a
-    `source_method` row is only the baseline trained on every training pair.
+    `runs`: `RunResult`s. The transfer methods are the registered methods that need a
+    source. The source's curves come from the source stage that each transfer run trained,
+    or, when the comparison shared that model, from the runs of `source_method` itself. With
+    out-of-fold sources (runs with `source_folds`), the fold sources of each seed are the
+    transfer's stage 1, and a `source_method` row is only the baseline trained on every
+    training pair.
     """
-    out_of_fold = any("source_folds" in run for run in runs)
+    out_of_fold = any(run.source_folds is not None for run in runs)
     source_label = (f"source: {source_method}, all training pairs (baseline)" if out_of_fold
                     else f"source: {source_method} (stage 1)")
     stages, folded_seeds = {}, set()
     for run in runs:
-        if "source_folds" in run and run.get("seed") not in folded_seeds:
-            folded_seeds.add(run.get("seed"))
+        if run.source_folds is not None and run.seed not in folded_seeds:
+            folded_seeds.add(run.seed)
             stages.setdefault(f"source: {source_method}, out-of-fold (stage 1)", []).extend(
-                history["val_avg_map"] for history in run["source_folds"])
-        transfer = _needs_source(run["method"])
-        for stage, history in run["history"].items():
+                history["val_avg_map"] for history in run.source_folds)
+        transfer = _needs_source(run.method)
+        for stage, history in run.history.items():
             # A transfer run's stage other than its own is the source it trained (named
             # "source", as is the cosine-CE method: hence not told apart by name).
-            trained_for_transfer = transfer and stage != run["method"]
-            if trained_for_transfer or (stage == source_method and run["method"] == stage):
+            trained_for_transfer = transfer and stage != run.method
+            if trained_for_transfer or (stage == source_method and run.method == stage):
                 stages.setdefault(source_label, []).append(history["val_avg_map"])
             elif transfer:
                 stages.setdefault(f"{stage} (stage 2)", []).append(history["val_avg_map"])
@@ -107,7 +116,7 @@ def run(args):
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'keras-cmr[plot]'") from None
     content, runs = read_results(args.results)
-    present = list(dict.fromkeys(run["method"] for run in runs))
+    present = list(dict.fromkeys(run.method for run in runs))
     methods = present
     if args.methods:
         methods = [name.strip() for name in args.methods.split(",") if name.strip()]

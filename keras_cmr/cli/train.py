@@ -78,16 +78,17 @@ def run(args):
     results = [result]
     if source is not None and source.history is not None:
         # One source model trained for this run: its own row, on the same test split.
-        results.insert(0, {**result, "method": "source (stage 1)",
-                           "test": measure_test_split(source.encoder, dataset.test),
-                           "best_val_avg_map": source.history["best_val_avg_map"]})
+        results.insert(0, dataclasses.replace(
+            result, method="source (stage 1)",
+            test=measure_test_split(source.encoder, dataset.test),
+            best_val_avg_map=source.history["best_val_avg_map"]))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")
     print(format_table(summarize(results)))
     # The weights are the same in every process of a multi-process run: one writes them.
     if distribution.is_chief():
-        saved = save_run(output, model, source, {"data": data,
-                                                 "config": dataclasses.asdict(config),
-                                                 "results": results})
+        figures = {"data": data, "config": dataclasses.asdict(config),
+                   "results": [row.to_dict() for row in results]}
+        saved = save_run(output, model, source, figures)
         print(f"\nsaved in {output}{os.sep}: {', '.join(saved)}")
     shutil.rmtree(backup, ignore_errors=True)
     print(f"took {time.perf_counter() - start:.0f} s (training and test measurement)")

@@ -8,11 +8,13 @@ from keras_cmr.experiment.run import Run
 from keras_cmr.experiment.sources import TrainedSource
 from keras_cmr.experiment.tables import format_progress
 from keras_cmr.failures import TrainingFailure
+from keras_cmr.results import RunFailure
 
 
 def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_result=None,
             progress=True):
-    """Runs every method for seeds 0..seeds-1; returns the list of `run_method` results.
+    """Runs every method for seeds 0..seeds-1; returns the list of their `RunResult`s and
+    `RunFailure`s (`keras_cmr.results`).
 
     A (method, seed) run gives the figures it gives alone: every stage starts from the seed
     (`train_selected`), and within a seed the methods that need a source ("met", "kim") share
@@ -23,8 +25,8 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
     `log=None`: silent.
 
     A run that raises `keras_cmr.failures.TrainingFailure` (diverged or collapsed) does not
-    end the comparison: its result is {"method", "seed", "failure": the message}, and
-    `summarize` leaves it out. `finished`: results of an earlier, interrupted comparison;
+    end the comparison: its result is a `RunFailure`, and `summarize` leaves it out.
+    `finished`: results of an earlier, interrupted comparison;
     their (method, seed) runs are not run again and come first in the returned list.
     `on_result(results)` is called after every run with the results so far (e.g. to save
     them). Runs of the same computation share their compiled train and predict steps on JAX
@@ -37,7 +39,7 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}.")
     results = list(finished)
-    done = {(result["method"], result["seed"]) for result in results}
+    done = {(result.method, result.seed) for result in results}
     steps = CompiledSteps()
     total = seeds * len(methods_to_run)
     start, run_seconds = time.perf_counter(), []
@@ -65,7 +67,7 @@ def _run_one(run, method):
     try:
         model, result, _ = run.method(method)
     except TrainingFailure as failure:
-        return {"method": method, "seed": run.seed, "failure": str(failure)}
+        return RunFailure(method, run.seed, str(failure))
     config = run.config
     if method == config.source_method and config.source_folds == 1 and not run.has_source():
         run.use_source(TrainedSource(model))
@@ -73,9 +75,9 @@ def _run_one(run, method):
 
 
 def _run_line(result):
-    if "failure" in result:
-        return f"seed {result['seed']} {result['method']:<20} FAILED: {result['failure']}"
-    test = result["test"]
-    return (f"seed {result['seed']} {result['method']:<20} test I2T {test['i2t_map']:.4f} "
+    if result.failed:
+        return f"seed {result.seed} {result.method:<20} FAILED: {result.failure}"
+    test = result.test
+    return (f"seed {result.seed} {result.method:<20} test I2T {test['i2t_map']:.4f} "
             f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
-            f"({result['epochs']} epochs, {result['seconds']:.0f} s)")
+            f"({result.epochs} epochs, {result.seconds:.0f} s)")

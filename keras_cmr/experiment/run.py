@@ -15,6 +15,7 @@ from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.protocol import measure_test_split, train_selected
 from keras_cmr.experiment.setting import prepare_dataset, setting_entries
 from keras_cmr.experiment.sources import TrainedSource, as_source
+from keras_cmr.results import RunResult
 
 
 class Run:
@@ -69,7 +70,7 @@ class Run:
         """Trains `method` (after the source, when it needs one) and measures the test split.
 
         Returns `(model, result, source)`: source is the `SourceProvider` the method learned
-        from (None for a method that needs none); result as `run_method`'s.
+        from (None for a method that needs none); result the `RunResult`, as `run_method`'s.
         """
         start = time.perf_counter()
         stages, source = {}, None
@@ -80,19 +81,13 @@ class Run:
                 stages["source"] = source.history
         model, stages[method] = self.train(method, source)
         test, curves = measure_test_split(model.encoder, self.dataset.test, curves=True)
-        result = {
-            "method": method,
-            "seed": self.seed,
-            "test": test,
-            "test_curves": curves,
-            "best_val_avg_map": stages[method]["best_val_avg_map"],
-            "epochs": stages[method]["epochs"],
-            "seconds": time.perf_counter() - start,
-            "history": stages,
-        }
-        result.update(setting_entries(self.dataset))
+        entries = setting_entries(self.dataset)
         if source is not None:
-            result.update(source.result_entries())
+            entries.update(source.result_entries())
+        result = RunResult(method, self.seed, test, test_curves=curves,
+                           best_val_avg_map=stages[method]["best_val_avg_map"],
+                           epochs=stages[method]["epochs"],
+                           seconds=time.perf_counter() - start, history=stages, **entries)
         return model, result, source
 
 
@@ -115,13 +110,14 @@ def run_method(method, dataset, config, seed=0, source=None, callbacks=(), *, pl
                steps=None):
     """Trains `method` on `dataset` (validation carved if absent) and measures the test split.
 
-    Returns `(trained_model, result)`: result holds the test figures and precision-recall
-    curves, the best validation average mAP, the epochs run, the seconds taken and each stage's
-    validation curve. A method that needs a source ("met", "kim") without a given `source`
-    (a trained source model, a `TrainedSource` or an `OutOfFoldSource`) gets one from
-    `Run.source` first (with `config.source_folds` > 1: out-of-fold embeddings, whose fold
-    histories go to result["source_folds"]). `callbacks` are added to every stage's `fit`
-    (after the validation evaluation, so they see its logs); `plan` and `steps` as `Run`'s.
+    Returns `(trained_model, result)`: result is a `keras_cmr.results.RunResult`, the test
+    figures and precision-recall curves, the best validation average mAP, the epochs run, the
+    seconds taken and each stage's validation curve. A method that needs a source ("met",
+    "kim") without a given `source` (a trained source model, a `TrainedSource` or an
+    `OutOfFoldSource`) gets one from `Run.source` first (with `config.source_folds` > 1:
+    out-of-fold embeddings, whose fold histories go to `result.source_folds`). `callbacks`
+    are added to every stage's `fit` (after the validation evaluation, so they see its logs);
+    `plan` and `steps` as `Run`'s.
     """
     return run_with_source(method, dataset, config, seed, source, callbacks, plan=plan,
                            steps=steps)[:2]

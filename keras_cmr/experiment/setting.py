@@ -13,7 +13,7 @@
    carved training split only and applied to every split: fitting before the carving would
    let the validation pairs shape the transform.
 
-The result records `label_noise` and `preprocessing` (None when unset), for the run's result.
+A run's `RunResult` records `label_noise` and `preprocessing` (None when unset).
 A prepared data set is not prepared again: its noise or preprocessing would be refused.
 """
 
@@ -48,7 +48,7 @@ def prepare_dataset(dataset, config, seed=0):
 
 
 def setting_entries(dataset):
-    """The result entries recording a prepared data set's setting ({} when it has none)."""
+    """The `RunResult` fields recording a prepared data set's setting ({} when it has none)."""
     entries = {}
     if dataset.label_noise is not None:
         entries["label_noise"] = dict(dataset.label_noise)

@@ -33,7 +33,7 @@ class SourceProvider:
         """Raises ValueError when this source cannot serve the training split `train`."""
 
     def result_entries(self):
-        """Entries this source adds to a run's result."""
+        """The `RunResult` fields this source sets ({} for none)."""
         return {}
 
     def save_encoders(self, folder):

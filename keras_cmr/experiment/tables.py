@@ -6,19 +6,19 @@ import numpy as np
 def summarize(results):
     """Mean and standard deviation over seeds of each method's test figures.
 
-    Failed runs (results with a "failure" entry, see `keras_cmr.experiment.compare`) are left
-    out; a method whose every run failed has no row.
+    `results`: `RunResult`s and `RunFailure`s (`keras_cmr.results`); failed runs are left
+    out, and a method whose every run failed has no row.
     """
-    results = [result for result in results if "failure" not in result]
+    results = [result for result in results if not result.failed]
     table = {}
-    for method in dict.fromkeys(result["method"] for result in results):
-        runs = [result for result in results if result["method"] == method]
+    for method in dict.fromkeys(result.method for result in results):
+        runs = [result for result in results if result.method == method]
         row = {"seeds": len(runs)}
         for key in ("i2t_map", "t2i_map", "avg_map"):
-            values = np.array([run["test"][key] for run in runs])
+            values = np.array([run.test[key] for run in runs])
             row[key] = float(values.mean())
             row[key + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        row["best_val_avg_map"] = float(np.mean([run["best_val_avg_map"] for run in runs]))
+        row["best_val_avg_map"] = float(np.mean([run.best_val_avg_map for run in runs]))
         table[method] = row
     return table
 

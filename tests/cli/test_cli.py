@@ -102,6 +102,10 @@ def test_compare_from_an_experiment_file_then_plot(tmp_path, capsys):
     assert "no runs of ['dscmr']" in capsys.readouterr().err
     assert main(["plot", str(experiment), "--out", str(tmp_path / "other")]) == 2
     assert "not a `keras-cmr compare --json` file" in capsys.readouterr().err
+    del content["runs"][0]["history"]
+    out.write_text(json.dumps(content))
+    assert main(["plot", str(out), "--out", str(tmp_path / "other")]) == 2
+    assert "a run has no 'history' entry" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [
@@ -153,22 +157,26 @@ def test_unknown_options_and_commands_exit_with_usage(argv, capsys):
 
 def test_validation_curves_name_out_of_fold_sources_as_stage_one():
     from keras_cmr.cli.plot import validation_curves
+    from keras_cmr.results import RunResult
 
     def history(value):
         return {"val_avg_map": [value, 2 * value]}
 
-    shared = [{"method": "source_pcl", "seed": 0, "history": {"source_pcl": history(0.1)}},
-              {"method": "met", "seed": 0, "history": {"met": history(0.2)}},
+    def run(method, stages, source_folds=None):
+        return RunResult(method, 0, {"avg_map": 0.5}, best_val_avg_map=0.5, epochs=2,
+                         seconds=1.0, history=stages, source_folds=source_folds)
+
+    shared = [run("source_pcl", {"source_pcl": history(0.1)}),
+              run("met", {"met": history(0.2)}),
               # The cosine-CE baseline's stage is also named "source": not MET's source.
-              {"method": "source", "seed": 0, "history": {"source": history(0.05)}}]
+              run("source", {"source": history(0.05)})]
     assert validation_curves(shared, "source_pcl") == {
         "source: source_pcl (stage 1)": [[0.1, 0.2]], "met (stage 2)": [[0.2, 0.4]]}
-    own = [{"method": "kim", "seed": 0, "history": {"source": history(0.1),
-                                                     "kim": history(0.2)}}]
+    own = [run("kim", {"source": history(0.1), "kim": history(0.2)})]
     assert validation_curves(own, "source_pcl")["source: source_pcl (stage 1)"] == [[0.1, 0.2]]
     folds = [history(0.3), history(0.4)]
-    runs = [shared[0]] + [{"method": method, "seed": 0, "source_folds": folds,
-                           "history": {method: history(0.2)}} for method in ("met", "kim")]
+    runs = [shared[0]] + [run(method, {method: history(0.2)}, source_folds=folds)
+                          for method in ("met", "kim")]
     curves = validation_curves(runs, "source_pcl")
     # The fold sources are shared by met and kim: drawn once per seed.
     assert curves["source: source_pcl, out-of-fold (stage 1)"] == [[0.3, 0.6], [0.4, 0.8]]

@@ -5,10 +5,12 @@ import pytest
 from scipy import stats
 
 from keras_cmr.cli.compare import paired_statistics
+from keras_cmr.results import RunFailure, RunResult
 
 
 def run(method, seed, avg_map):
-    return {"method": method, "seed": seed, "test": {"avg_map": avg_map}}
+    return RunResult(method, seed, {"avg_map": avg_map}, best_val_avg_map=avg_map, epochs=1,
+                     seconds=1.0, history={})
 
 
 def test_paired_statistics_compare_each_transfer_method_with_every_rival_by_seed():
@@ -17,7 +19,7 @@ def test_paired_statistics_compare_each_transfer_method_with_every_rival_by_seed
     results = [run("met", s, v) for s, v in enumerate(met)]
     # The rival's runs arrive in another order, and one run failed: pairing is by seed.
     results += [run("control", s, control[s]) for s in (3, 1, 0, 2)]
-    results.append({"method": "control", "seed": 4, "failure": "diverged"})
+    results.append(RunFailure("control", 4, "diverged"))
     paired = paired_statistics(results, ["met", "control"])
     assert list(paired) == ["met"]  # "control" needs no source: not a reference
     difference = np.subtract(met, control)

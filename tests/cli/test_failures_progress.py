@@ -47,8 +47,11 @@ def test_compare_records_a_failed_run_and_exits_3(tmp_path, capsys):
 def test_compare_resume_skips_finished_runs_and_prints_progress(tmp_path, capsys):
     argv = ["compare", "--methods", "source,contrastive", "--seeds", "1", *FAST]
     config = training_config(build_parser().parse_args(argv))
-    finished = {"method": "source", "seed": 0, "best_val_avg_map": 0.5, "epochs": 2,
-                "test": {"i2t_map": 0.25, "t2i_map": 0.75, "avg_map": 0.5}}
+    finished = {"method": "source", "seed": 0,
+                "test": {"i2t_map": 0.25, "t2i_map": 0.75, "avg_map": 0.5},
+                "best_val_avg_map": 0.5, "epochs": 2, "seconds": 3.0,
+                "history": {"source": {"epochs": 2, "best_val_avg_map": 0.5,
+                                       "val_avg_map": [0.4, 0.5], "loss": [2.0, 1.5]}}}
     out = tmp_path / "compare.json"
     out.write_text(json.dumps({"data": "digits", "methods": ["source", "contrastive"],
                                "seeds": 1, "config": dataclasses.asdict(config),
@@ -64,6 +67,11 @@ def test_compare_resume_skips_finished_runs_and_prints_progress(tmp_path, capsys
     assert main(["compare", "--methods", "source,contrastive", "--seeds", "2", *FAST,
                  "--json", str(out), "--resume"]) == 2
     assert "other settings (seeds)" in capsys.readouterr().err
+    # A run that is not one: refused, by the entry it lacks, before any training.
+    del content["runs"][0]["history"]
+    out.write_text(json.dumps(content))
+    assert main([*argv, "--json", str(out), "--resume"]) == 2
+    assert f"--resume: {out}: a run has no 'history' entry" in capsys.readouterr().err
 
 
 def test_progress_lines_and_durations():

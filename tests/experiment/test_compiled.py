@@ -26,8 +26,8 @@ def test_shared_steps_give_the_figures_of_separate_runs():
     borrower, together = _run(data, seed=1, steps=steps)
     alone_model, alone = _run(data, seed=1)  # without shared steps: its own
     # Seed 1's source and met ran seed 0's compiled steps (on JAX).
-    assert alone["test"] == together["test"]
-    assert alone["history"] == together["history"]
+    assert alone.test == together.test
+    assert alone.history == together.history
     lent = borrower.train_function is lender.train_function
     assert lent == (keras.backend.backend() == "jax")
     assert alone_model.train_function is not lender.train_function

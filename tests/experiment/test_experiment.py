@@ -32,10 +32,10 @@ def test_the_same_seed_gives_the_same_figures_twice():
     first = run_method("contrastive", data, FAST, seed=3, callbacks=[seen])[1]
     # User callbacks run after the validation evaluation, so they see its figures.
     assert [logs["val_avg_map"] for logs in seen.logs] == \
-        first["history"]["contrastive"]["val_avg_map"]
+        first.history["contrastive"]["val_avg_map"]
     second = run_method("contrastive", data, FAST, seed=3)[1]
-    assert first["test"] == second["test"]
-    assert first["history"] == second["history"]
+    assert first.test == second.test
+    assert first.history == second.history
 
 
 def test_every_method_builds_and_transfer_needs_a_source():
@@ -64,15 +64,22 @@ def test_config_rejects_bad_values(field, value, match):
 
 def test_summary_is_the_mean_and_sample_std_over_seeds():
     rng = np.random.default_rng(0)
-    results = [{"method": method, "best_val_avg_map": float(rng.random()),
-                "test": {key: float(rng.random()) for key in ("i2t_map", "t2i_map", "avg_map")}}
-               for method in ("a", "b") for _ in range(3)]
-    table = summarize(results)
+    results = [experiment.RunResult(
+        method, seed, {key: float(rng.random()) for key in ("i2t_map", "t2i_map", "avg_map")},
+        best_val_avg_map=float(rng.random()), epochs=1, seconds=1.0, history={})
+        for method in ("a", "b") for seed in range(3)]
+    # Failed runs are left out: a method whose every run failed has no row.
+    failures = [experiment.RunFailure("a", 3, "diverged"), experiment.RunFailure("c", 0, "NaN")]
+    table = summarize(results[:3] + failures + results[3:])
+    assert list(table) == ["a", "b"]
     for method in ("a", "b"):
-        values = [r["test"]["t2i_map"] for r in results if r["method"] == method]
+        runs = [r for r in results if r.method == method]
+        values = [r.test["t2i_map"] for r in runs]
         assert table[method]["seeds"] == 3
         assert table[method]["t2i_map"] == pytest.approx(np.mean(values))
         assert table[method]["t2i_map_std"] == pytest.approx(np.std(values, ddof=1))
+        assert table[method]["best_val_avg_map"] == pytest.approx(
+            np.mean([r.best_val_avg_map for r in runs]))
     text = format_table(table)
     assert text.splitlines()[1].startswith("a") and f"{table['b']['avg_map']:.4f}" in text
 
@@ -123,8 +130,8 @@ def test_transfer_from_out_of_fold_sources_once_per_seed(monkeypatch):
     results = experiment.compare(["met", "kim"], data, config, seeds=1, log=None)
     assert calls == [0]
     for result in results:
-        assert len(result["source_folds"]) == 2 and "source" not in result["history"]
-        assert 0.0 < result["test"]["avg_map"] <= 1.0
+        assert len(result.source_folds) == 2 and "source" not in result.history
+        assert 0.0 < result.test["avg_map"] <= 1.0
     # Another seed carves a validation split of the same size from other pairs.
     other = data.with_validation(0.1, seed=1).train
     assert other.num_pairs == data.with_validation(0.1, seed=0).train.num_pairs

@@ -18,7 +18,7 @@ def met_alone():
 
 
 def by_method(results):
-    return {result["method"]: result for result in results}
+    return {result.method: result for result in results}
 
 
 def test_met_gives_its_figures_alone_after_kim_and_a_source_method():
@@ -27,19 +27,19 @@ def test_met_gives_its_figures_alone_after_kim_and_a_source_method():
     together = by_method(compare(["kim", "source_pcl", "contrastive", "met"],
                                  load_digits_two_view(), NOISY, seeds=1, log=None))
     alone = met_alone()
-    assert together["met"]["test"] == alone["test"]
-    assert together["met"]["history"]["met"] == alone["history"]["met"]
+    assert together["met"].test == alone.test
+    assert together["met"].history["met"] == alone.history["met"]
     # The source met shared is the one it trains alone, and so is source_pcl's own model.
-    assert together["kim"]["history"]["source"] == alone["history"]["source"]
-    assert together["source_pcl"]["history"]["source_pcl"] == alone["history"]["source"]
+    assert together["kim"].history["source"] == alone.history["source"]
+    assert together["source_pcl"].history["source_pcl"] == alone.history["source"]
 
 
 def test_met_after_the_listed_source_method_learns_from_that_same_source():
     together = by_method(compare(["source_pcl", "met"], load_digits_two_view(), NOISY, seeds=1,
                                  log=None))
     alone = met_alone()
-    assert "source" not in together["met"]["history"]  # it reused source_pcl's model
-    assert together["met"]["test"] == alone["test"]
-    assert together["met"]["history"]["met"] == alone["history"]["met"]
-    assert alone["label_noise"] is not None
-    assert together["met"]["label_noise"] == alone["label_noise"]
+    assert "source" not in together["met"].history  # it reused source_pcl's model
+    assert together["met"].test == alone.test
+    assert together["met"].history["met"] == alone.history["met"]
+    assert alone.label_noise is not None
+    assert together["met"].label_noise == alone.label_noise

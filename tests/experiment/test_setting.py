@@ -123,4 +123,4 @@ def test_noisy_labels_turn_off_only_the_collapse_checks_chance_test(rng):
         run_method("contrastive", dataset, FAST, seed=0)
     noisy = dataclasses.replace(FAST, label_noise={"rate": 0.5})
     _, result = run_method("contrastive", dataset, noisy, seed=0)
-    assert result["label_noise"]["rate"] == 0.5 and np.isfinite(result["test"]["avg_map"])
+    assert result.label_noise["rate"] == 0.5 and np.isfinite(result.test["avg_map"])

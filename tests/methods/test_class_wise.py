@@ -42,6 +42,6 @@ def test_met_transfers_from_the_robust_source_under_label_noise():
     config = dataclasses.replace(FAST, source_method="source_pcl_gce",
                                  label_noise={"rate": 0.4})
     [result] = compare(["met"], load_digits_two_view(), config, seeds=1, log=None)
-    assert 0.0 < result["test"]["avg_map"] <= 1.0 and "source" in result["history"]
+    assert 0.0 < result.test["avg_map"] <= 1.0 and "source" in result.history
     with pytest.raises(ValueError, match=r"q must be in \(0, 1\]; received q=0"):
         TrainingConfig(method_options={"source_pcl_gce": {"q": 0}})

@@ -29,12 +29,12 @@ def test_closed_form_methods_run_through_compare_and_select_on_validation(tmp_pa
     assert set(table) == {"cca", "label_regression"} and len(logged) == 2
     carved = dataset.with_validation(FAST.validation_fraction, seed=0)
     cca, ridge = results
-    assert cca["epochs"] == len(CCA_GRID) and ridge["epochs"] == len(RIDGE_ALPHAS)
+    assert cca.epochs == len(CCA_GRID) and ridge.epochs == len(RIDGE_ALPHAS)
     # The kept ridge map is the grid's best on validation, refitted here independently.
-    curve = ridge["history"]["label_regression"]["val_avg_map"]
+    curve = ridge.history["label_regression"]["val_avg_map"]
     best = linear.fit_label_regression(carved, alpha=RIDGE_ALPHAS[int(np.argmax(curve))])
-    assert ridge["best_val_avg_map"] == pytest.approx(figures(best, carved.val)["avg_map"])
-    assert ridge["test"]["avg_map"] == pytest.approx(figures(best, carved.test)["avg_map"],
+    assert ridge.best_val_avg_map == pytest.approx(figures(best, carved.val)["avg_map"])
+    assert ridge.test["avg_map"] == pytest.approx(figures(best, carved.test)["avg_map"],
                                                      abs=1e-6)
     for position, alpha in ((0, RIDGE_ALPHAS[0]), (-1, RIDGE_ALPHAS[-1])):
         fitted = linear.fit_label_regression(carved, alpha=alpha)

@@ -86,9 +86,9 @@ def test_bad_options_raise():
 def test_mrl_runs_through_the_protocol():
     model, result = experiment.run_method("mrl", load_digits_two_view(), FAST, seed=0)
     assert type(model) is MRLModel
-    losses = result["history"]["mrl"]["loss"]
-    assert result["epochs"] == len(losses) >= 1 and np.all(np.isfinite(losses))
-    assert 0.0 < result["test"]["avg_map"] <= 1.0
+    losses = result.history["mrl"]["loss"]
+    assert result.epochs == len(losses) >= 1 and np.all(np.isfinite(losses))
+    assert 0.0 < result.test["avg_map"] <= 1.0
 
 
 def test_mrl_options_come_from_the_config_and_default_to_the_loss_defaults():

@@ -55,10 +55,10 @@ def test_a_registered_method_runs_through_compare_and_serves_as_source(registere
     table = experiment.summarize(results)
     assert list(table) == ["cosine_scale4", "met"]
     for method, result in zip(table, results):
-        assert result["epochs"] == len(result["history"][method]["val_avg_map"]) == 1
+        assert result.epochs == len(result.history[method]["val_avg_map"]) == 1
         assert 0.0 < table[method]["avg_map"] <= 1.0
     # MET transferred from the listed user method's model instead of training its own.
-    assert "source" not in results[1]["history"]
+    assert "source" not in results[1].history
 
 
 def test_a_method_with_its_own_fit_replaces_the_protocol_fit(registered):
@@ -78,10 +78,10 @@ def test_a_method_with_its_own_fit_replaces_the_protocol_fit(registered):
     model, result = experiment.run_method("untrained", data, FAST, seed=1)
     val = data.with_validation(FAST.validation_fraction, seed=1).val
     assert seen == {"val_pairs": val.num_pairs, "source": None}
-    assert result["epochs"] == 1 and result["history"]["untrained"]["loss"] == []
+    assert result.epochs == 1 and result.history["untrained"]["loss"] == []
     expected = evaluate_retrieval(model.encode_image(val.image), model.encode_text(val.text),
                                   val.labels)["avg_map"]
-    assert result["best_val_avg_map"] == pytest.approx(expected)
+    assert result.best_val_avg_map == pytest.approx(expected)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,12 +26,12 @@ def test_met_and_met_selective_compare_on_shared_out_of_fold_sources():
     config = dataclasses.replace(FAST, source_folds=2)
     results = experiment.compare(["met", "met_selective"], load_digits_two_view(), config,
                                  seeds=1, log=None)
-    assert [result["method"] for result in results] == ["met", "met_selective"]
+    assert [result.method for result in results] == ["met", "met_selective"]
     for result in results:
-        assert 0.0 < result["test"]["avg_map"] <= 1.0 and result["epochs"] >= 1
-        assert len(result["source_folds"]) == 2
+        assert 0.0 < result.test["avg_map"] <= 1.0 and result.epochs >= 1
+        assert len(result.source_folds) == 2
     # The same sources, another loss: the two runs differ.
-    assert results[0]["test"] != results[1]["test"]
+    assert results[0].test != results[1].test
 
 
 def test_the_fit_gets_the_agreement_of_the_run_source():
@@ -50,7 +50,7 @@ def test_the_fit_gets_the_agreement_of_the_run_source():
     # Through the protocol, from a source trained on every pair (no folds).
     model, result = experiment.run_method("met_selective", load_digits_two_view(), FAST)
     assert model.transfer_loss.options.trust == "agreement"
-    assert 0.0 < result["test"]["avg_map"] <= 1.0
+    assert 0.0 < result.test["avg_map"] <= 1.0
 
 
 def test_the_trust_option_of_the_config_and_the_control():

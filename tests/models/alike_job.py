@@ -50,9 +50,9 @@ def stage_figures(mode, stages=("source", "target"), batch_size=20):
 def run_figures():
     """MET on the digits (its source first), 3 epochs: the validation curves and test mAP."""
     result = run_with_source("met", load_digits_two_view(), RUN, seed=2)[1]
-    return {"source_val": np.array(result["history"]["source"]["val_avg_map"]),
-            "met_val": np.array(result["history"]["met"]["val_avg_map"]),
-            "met_test": np.array(result["test"]["avg_map"])}
+    return {"source_val": np.array(result.history["source"]["val_avg_map"]),
+            "met_val": np.array(result.history["met"]["val_avg_map"]),
+            "met_test": np.array(result.test["avg_map"])}
 
 
 def all_figures():
