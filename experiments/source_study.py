@@ -1,7 +1,10 @@
-"""Sources that know more (issue 15, item 4): MET transferring from other sources, on validation.
+"""Sources that know more: MET transferring from other sources, chosen on validation.
 
     KERAS_BACKEND=jax python experiments/source_study.py --config experiments/wikipedia.json \
         --rates 0.4,0.0 --seeds 5 --json experiments/results/sources_wikipedia_jax.json
+    KERAS_BACKEND=jax python experiments/source_study.py --config experiments/wikipedia.json \
+        --rates 0.4,0.8 --seeds 5 --variants pcl,supervised_infonce,sce,control \
+        --json experiments/results/sources_robust_wikipedia_jax.json
 
 Per rate and seed the validation split is carved from the clean training pairs
 (`with_validation(fraction, seed)`), then the pooled train + val labels are flipped
@@ -14,6 +17,11 @@ source (the experiment file's `source_folds` folds):
   embeddings concatenated and scaled by 1/sqrt(3), so that a source similarity is the mean of
   the three models' cosines;
 - `naive_sum`: the naive-sum model (cross-entropy + contrastive, one model) as the source;
+- `supervised_infonce`: the pair-wise supervised InfoNCE model as the source, on the same
+  noisy labels (it reads the pairing too);
+- `gce`, `sce`: the prototype source with a noise-robust loss on the same noisy labels,
+  `source_pcl_gce` (generalized cross-entropy) and `source_pcl_sce` (symmetric
+  cross-entropy), at their registered defaults;
 - `clean_labels` (rates > 0 only): `source_pcl` trained on the clean labels of the same pairs,
   a source with information the target's labels lack (as a curated labelling would give);
 
@@ -35,18 +43,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from noise_study import (EXPERIMENT_KEYS, attempt, figures, labelled, load_runs,  # noqa: E402
                          save_runs)
 
-VARIANTS = ("pcl", "ensemble", "naive_sum", "clean_labels", "control")
+VARIANTS = ("pcl", "ensemble", "naive_sum", "supervised_infonce", "gce", "sce",
+            "clean_labels", "control")
 ENSEMBLE = ("source_pcl", "source", "source_regression")
-NAIVE_SUM_SOURCE = "naive_sum_as_source"
-
-
-def register_naive_sum_source():
-    from keras_cmr import methods
-
-    if NAIVE_SUM_SOURCE not in methods.available():
-        methods.register(NAIVE_SUM_SOURCE, methods.get("naive_sum").build,
-                         "naive sum (cross-entropy + contrastive) as a transfer source",
-                         serves_as_source=True)
+# The variants that are one registered source trained on the noisy labels: {variant: method}.
+NOISY_SOURCES = {"pcl": "source_pcl", "naive_sum": "naive_sum",
+                 "supervised_infonce": "supervised_infonce", "gce": "source_pcl_gce",
+                 "sce": "source_pcl_sce"}
 
 
 def concatenated(sources, fingerprint):
@@ -72,14 +75,11 @@ def variant_sources(clean, noisy, config, seed, variants):
                                     seed)
         return dataclasses.replace(source, split_fingerprint=fingerprint)
 
-    made = {}
-    if "pcl" in variants or "ensemble" in variants:
-        made["pcl"] = trained(noisy, "source_pcl")
+    made = {variant: trained(noisy, method) for variant, method in NOISY_SOURCES.items()
+            if variant in variants or (variant == "pcl" and "ensemble" in variants)}
     if "ensemble" in variants:
         made["ensemble"] = concatenated([made["pcl"]] + [trained(noisy, m) for m in ENSEMBLE[1:]],
                                         fingerprint)
-    if "naive_sum" in variants:
-        made["naive_sum"] = trained(noisy, NAIVE_SUM_SOURCE)
     if "clean_labels" in variants:
         made["clean_labels"] = trained(clean, "source_pcl")
     return {name: made[name] for name in variants if name in made}
@@ -89,7 +89,6 @@ def run_study(args):
     from keras_cmr.datasets import load_dataset
     from keras_cmr.experiment import TrainingConfig
 
-    register_naive_sum_source()
     experiment = read_json_object(args.config, "--config")
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
     config = TrainingConfig(**{**fields, "verbose": 0})

@@ -168,6 +168,14 @@ def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
     np.testing.assert_array_equal(ensemble.fold_ids, folds)
 
 
+def test_source_study_trains_each_noisy_source_variant_as_a_registered_source():
+    from keras_cmr import methods
+
+    study = load_script("source_study")
+    assert set(study.NOISY_SOURCES) < set(study.VARIANTS)
+    assert set(study.NOISY_SOURCES.values()) <= set(methods.sources())
+
+
 def test_source_study_report_pairs_each_source_with_the_default_on_both_splits(tmp_path, capsys):
     study = load_script("source_study")
     rng = np.random.default_rng(1)

@@ -10,10 +10,12 @@ from keras_cmr.losses.class_wise import (
     ClassWiseCrossEntropy,
     GeneralizedCrossEntropy,
     LabelRegressionLoss,
+    SymmetricCrossEntropy,
     class_wise_cross_entropy,
     generalized_cross_entropy,
     label_regression,
     prototype_contrastive,
+    symmetric_cross_entropy,
 )
 from keras_cmr.losses.dscmr import DSCMRLoss, dscmr
 from keras_cmr.losses.labels import label_similarity
@@ -50,6 +52,7 @@ __all__ = [
     "SoftContrastiveOptions",
     "SoftLabels",
     "SupervisedInfoNCELoss",
+    "SymmetricCrossEntropy",
     "TripletLoss",
     "class_wise_cross_entropy",
     "contrastive",
@@ -69,5 +72,6 @@ __all__ = [
     "soft_infonce_targets",
     "soft_labels",
     "supervised_infonce",
+    "symmetric_cross_entropy",
     "triplet",
 ]

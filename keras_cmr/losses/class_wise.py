@@ -15,7 +15,13 @@ from keras_cmr.losses.cross_entropy import soft_cross_entropy
 from keras_cmr.losses.distances import l2_normalize, safe_norm, squared_distances, to_float32
 from keras_cmr.losses.inputs import check_embeddings, check_labels, check_rank
 from keras_cmr.losses.labels import label_vectors, one_hot_targets
+from keras_cmr.options import SymmetricCrossEntropyOptions
 from keras_cmr.options.checks import check_unit_interval
+
+# log 0 in the reverse cross-entropy: Wang et al.'s A = -4 (ICCV 2019).
+LOG_ZERO = -4.0
+LOGITS = ("image_logits", "text_logits")
+PREDICTIONS = ("image_predictions", "text_predictions")
 
 
 def _check_classes(labels, num_classes, name):
@@ -95,6 +101,43 @@ def generalized_cross_entropy(image_logits, text_logits, *, labels, q=0.7):
     return total
 
 
+def symmetric_cross_entropy(image_logits, text_logits, *, labels, alpha=0.1, beta=1.0):
+    """Symmetric cross-entropy (Wang et al., ICCV 2019) of both modalities' logits.
+
+        l_i = sce(a_i) + sce(b_i),   sce(a) = alpha * CE(y, a) + beta * RCE(y, a),
+        CE(y, a) = -sum_c y_c log p_c,   RCE(y, a) = -sum_c p_c max(log y_c, A),
+
+    with p = softmax(a), y_i as in `class_wise_cross_entropy` (an empty label set gives 0)
+    and log 0 = A = -4 (`LOG_ZERO`, the paper's value). For one class per pair RCE = -A (1 -
+    p_y): bounded, so a wrong label pulls on it less than on the cross-entropy. The code the
+    authors released (HanxunH/SCELoss-Reproduce) clamps y at 1e-4 instead, A = log 1e-4
+    (about -9.2): for one class per pair the same loss with beta 2.3 times larger. alpha 0.1,
+    beta 1.0 are the paper's choice for CIFAR-10, not tuned here.
+
+    Args:
+        image_logits: (n, C) image logits a_i.
+        text_logits: (n, C) text logits b_i.
+        labels: (n,) class indices or (n, C) multi-hot.
+        alpha: weight of the cross-entropy, >= 0.
+        beta: weight of the reverse cross-entropy, >= 0 (alpha + beta > 0).
+
+    Returns:
+        float32 tensor of shape (n,).
+    """
+    SymmetricCrossEntropyOptions(alpha, beta)
+    logits, targets = _class_targets(
+        labels, {"image_logits": image_logits, "text_logits": text_logits}, "logits",
+        one_hot_targets)
+    labelled = ops.sum(targets, axis=-1) > 0
+    log_targets = ops.maximum(ops.log(ops.maximum(targets, 1e-30)), LOG_ZERO)
+    total = 0.0
+    for name in LOGITS:
+        reverse = -ops.sum(ops.softmax(logits[name], axis=-1) * log_targets, axis=-1)
+        value = alpha * soft_cross_entropy(targets, logits[name]) + beta * reverse
+        total = total + ops.where(labelled, value, 0.0)
+    return total
+
+
 def prototype_contrastive(image_embeddings, text_embeddings, prototypes, *, labels):
     """Prototype contrastive loss (PCL): cross-entropy of -squared distances to prototypes.
 
@@ -148,10 +191,6 @@ def label_regression(image_predictions, text_predictions, *, labels):
             + safe_norm(predictions["text_predictions"] - targets))
 
 
-LOGITS = ("image_logits", "text_logits")
-PREDICTIONS = ("image_predictions", "text_predictions")
-
-
 @keras.saving.register_keras_serializable(package="keras_cmr")
 class ClassWiseCrossEntropy(DictLossWrapper):
     """Cross-entropy of both towers' class logits; see `class_wise_cross_entropy`.
@@ -179,6 +218,20 @@ class GeneralizedCrossEntropy(DictLossWrapper):
         check_unit_interval("q", q)
         super().__init__(on_dict(generalized_cross_entropy, LOGITS, "GeneralizedCrossEntropy"),
                          reduction=reduction, name=name, dtype=dtype, q=q)
+
+
+@keras.saving.register_keras_serializable(package="keras_cmr")
+class SymmetricCrossEntropy(DictLossWrapper):
+    """Symmetric cross-entropy of both towers' class logits; see `symmetric_cross_entropy`.
+
+    Called as `loss(y_true=labels, y_pred={"image_logits": a, "text_logits": b})`.
+    """
+
+    def __init__(self, alpha=0.1, beta=1.0, reduction="sum_over_batch_size",
+                 name="symmetric_cross_entropy", dtype=None):
+        options = SymmetricCrossEntropyOptions(alpha, beta)
+        super().__init__(on_dict(symmetric_cross_entropy, LOGITS, "SymmetricCrossEntropy"),
+                         reduction=reduction, name=name, dtype=dtype, **options.to_dict())
 
 
 @keras.saving.register_keras_serializable(package="keras_cmr")

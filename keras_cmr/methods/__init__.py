@@ -1,9 +1,9 @@
 """The methods `keras_cmr.experiment` and the `keras-cmr` command can train, by name.
 
 Each method is one registered entry (`register`): its name, a one-line description, whether
-it trains after a class-wise source, and the function that builds its trainable model. The
-built-in methods register themselves below, one module per family, exactly as user code
-registers its own:
+it trains after a source or may serve as one, and the function that builds its trainable
+model. The built-in methods register themselves below, one module per family, exactly as user
+code registers its own:
 
     from keras_cmr import methods
 

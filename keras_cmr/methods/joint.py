@@ -1,4 +1,8 @@
-"""Joint methods: class-wise and pair-wise losses trained together in one model."""
+"""Joint methods: class-wise and pair-wise losses trained together in one model.
+
+The naive sum may also serve as MET's source (`config.source_method`): a class-wise model
+that the pairing shapes too.
+"""
 
 from keras_cmr.methods.registry import register
 
@@ -18,6 +22,7 @@ def build_dscmr(encoder, num_classes, config, source):
 
 
 register("naive_sum", build_naive_sum,
-         "class-wise cross-entropy + contrastive loss, summed in one model")
+         "class-wise cross-entropy + contrastive loss, summed in one model",
+         serves_as_source=True)
 register("dscmr", build_dscmr,
          "DSCMR: label regression + pairwise likelihood + modality invariance")

@@ -1,14 +1,20 @@
-"""Pair-wise methods: one in-batch pair loss on the two towers, no classifier."""
+"""Pair-wise methods: one in-batch pair loss on the two towers, no classifier.
+
+Supervised InfoNCE may also serve as MET's source (`config.source_method`): it learns from
+the pairing as well as from the labels, so its similarities hold what the pairing says where
+noisy labels mislead a class-wise source.
+"""
 
 from keras_cmr.methods.registry import register
 
-# (name, loss class in keras_cmr.losses, description)
+# (name, loss class in keras_cmr.losses, description, serves as a source)
 PAIR_LOSSES = (
-    ("contrastive", "ContrastiveLoss", "pair-wise only: contrastive loss, hard labels (Hadsell)"),
-    ("triplet", "TripletLoss", "pair-wise only: triplet loss, hardest negative (VSE++)"),
-    ("infonce", "InfoNCELoss", "pair-wise only: symmetric InfoNCE (CLIP)"),
+    ("contrastive", "ContrastiveLoss", "pair-wise only: contrastive loss, hard labels (Hadsell)",
+     False),
+    ("triplet", "TripletLoss", "pair-wise only: triplet loss, hardest negative (VSE++)", False),
+    ("infonce", "InfoNCELoss", "pair-wise only: symmetric InfoNCE (CLIP)", False),
     ("supervised_infonce", "SupervisedInfoNCELoss",
-     "pair-wise only: supervised InfoNCE (same-class pairs positive)"),
+     "pair-wise only: supervised InfoNCE (same-class pairs positive)", True),
 )
 
 
@@ -16,7 +22,7 @@ def loss_classes():
     """{method name: its loss class} (imports Keras)."""
     from keras_cmr import losses
 
-    return {name: getattr(losses, loss) for name, loss, _ in PAIR_LOSSES}
+    return {name: getattr(losses, loss) for name, loss, _, _ in PAIR_LOSSES}
 
 
 def _pairwise_builder(loss_name):
@@ -29,5 +35,5 @@ def _pairwise_builder(loss_name):
     return build
 
 
-for _name, _loss, _description in PAIR_LOSSES:
-    register(_name, _pairwise_builder(_loss), _description)
+for _name, _loss, _description, _serves in PAIR_LOSSES:
+    register(_name, _pairwise_builder(_loss), _description, serves_as_source=_serves)

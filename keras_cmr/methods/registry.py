@@ -21,8 +21,10 @@ class Method:
             `source.model` is the trained source, None when out-of-fold embeddings come with
             every batch through `source.inputs()`; see `keras_cmr.experiment.sources`).
         description: one line for `--help` and the result tables.
-        needs_source: trains after a class-wise source (`config.source_method`), as MET does.
-        serves_as_source: may be named as `config.source_method`.
+        needs_source: trains after a source (`config.source_method`), as MET does.
+        serves_as_source: may be named as `config.source_method`: a trained two-tower model
+            whose embeddings a transfer method learns from (the class-wise sources, and the
+            naive sum and supervised InfoNCE, which read the pairing too).
         fit: None (the protocol's `fit_selected`: Adam, validation early stopping), or a
             callable `fit(model, dataset, config, callbacks, source)` returning a history dict
             with a "val_avg_map" list (one value per epoch or step; "loss" optional), for

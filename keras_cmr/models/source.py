@@ -7,6 +7,7 @@ from keras_cmr import losses
 from keras_cmr.distribution import gather_global_batch, replica_share
 from keras_cmr.layers import CosineClassifier, PortableGlorotUniform, PrototypeClassifier
 from keras_cmr.models.encoder import CrossModalTrainer
+from keras_cmr.options import SymmetricCrossEntropyOptions, options_from_mapping
 
 HEADS = ("cosine", "prototype", "regression")
 
@@ -45,6 +46,9 @@ class SourceModel(CrossModalTrainer):
         gce_q: None, or q in (0, 1]: the cosine or prototype head's cross-entropy replaced by
             the generalized cross-entropy of that q (`losses.generalized_cross_entropy`), a
             class-wise loss that wrong labels pull on less.
+        sce: None, or a `SymmetricCrossEntropyOptions` (or a dict of its fields): the cosine
+            or prototype head's cross-entropy replaced by the symmetric cross-entropy of those
+            weights (`losses.symmetric_cross_entropy`), another such loss; not with `gce_q`.
         pair_loss: optional pair-wise loss (naive sum).
         pair_loss_weight: weight of `pair_loss`.
     """
@@ -52,21 +56,33 @@ class SourceModel(CrossModalTrainer):
     serialized_children = ("encoder", "pair_loss")
 
     def __init__(self, encoder, num_classes, head="cosine", scale=16.0, seed=0, gce_q=None,
-                 pair_loss=None, pair_loss_weight=1.0, **kwargs):
+                 sce=None, pair_loss=None, pair_loss_weight=1.0, **kwargs):
         super().__init__(encoder, **kwargs)
         self.num_classes = int(num_classes)
         self.head = head
         self.scale = float(scale)
         self.seed = int(seed)
         self.classifier = make_class_head(head, self.num_classes, scale=scale, seed=seed)
-        if gce_q is not None and head == "regression":
-            raise ValueError("`gce_q` applies to the class logits of the cosine and prototype "
-                             "heads, not to the regression head.")
+        for name, value in (("gce_q", gce_q), ("sce", sce)):
+            if value is not None and head == "regression":
+                raise ValueError(f"`{name}` applies to the class logits of the cosine and "
+                                 "prototype heads, not to the regression head.")
+        if gce_q is not None and sce is not None:
+            raise ValueError("give `gce_q` or `sce`, not both: each replaces the "
+                             "cross-entropy.")
         self.gce_q = None if gce_q is None else float(gce_q)
+        if isinstance(sce, dict):
+            sce = options_from_mapping(SymmetricCrossEntropyOptions, sce, "`sce`")
+        if sce is not None and not isinstance(sce, SymmetricCrossEntropyOptions):
+            raise TypeError(f"`sce` must be None, a SymmetricCrossEntropyOptions or a dict of "
+                            f"its fields, got {type(sce).__name__}.")
+        self.sce = sce
         if head == "regression":
             self.class_loss = losses.LabelRegressionLoss()
         elif gce_q is not None:
             self.class_loss = losses.GeneralizedCrossEntropy(q=self.gce_q)
+        elif sce is not None:
+            self.class_loss = losses.SymmetricCrossEntropy(**sce.to_dict())
         else:
             self.class_loss = losses.ClassWiseCrossEntropy()
         self.pair_loss = pair_loss
@@ -89,5 +105,6 @@ class SourceModel(CrossModalTrainer):
             "scale": self.scale,
             "seed": self.seed,
             "gce_q": self.gce_q,
+            "sce": None if self.sce is None else self.sce.to_dict(),
             "pair_loss_weight": self.pair_loss_weight,
         }

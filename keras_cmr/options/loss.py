@@ -1,4 +1,5 @@
-"""`SoftContrastiveOptions`: the options of the soft contrastive loss, checked once."""
+"""Loss options checked once: `SoftContrastiveOptions` (the soft contrastive loss) and
+`SymmetricCrossEntropyOptions` (the symmetric cross-entropy of a class-wise source)."""
 
 import dataclasses
 
@@ -92,3 +93,31 @@ class SoftContrastiveOptions:
     def to_dict(self):
         """The options as plain keyword arguments (`SoftContrastiveLoss`'s, a config's)."""
         return {name: getattr(self, name) for name in self.names()}
+
+
+@dataclasses.dataclass(frozen=True)
+class SymmetricCrossEntropyOptions:
+    """The weights of the symmetric cross-entropy, alpha * CE + beta * RCE (see
+    `keras_cmr.losses.symmetric_cross_entropy`), checked when built.
+
+    Attributes:
+        alpha: weight of the cross-entropy, >= 0.
+        beta: weight of the reverse cross-entropy, >= 0; alpha + beta must be > 0.
+
+    Defaults: alpha 0.1, beta 1.0, the choice Wang et al. (ICCV 2019) state for CIFAR-10, not
+    tuned here.
+    """
+
+    alpha: float = 0.1
+    beta: float = 1.0
+
+    def __post_init__(self):
+        check_non_negative("alpha", self.alpha)
+        check_non_negative("beta", self.beta)
+        if self.alpha + self.beta <= 0:
+            raise ValueError(f"alpha + beta must be > 0; received alpha={self.alpha!r}, "
+                             f"beta={self.beta!r}")
+
+    def to_dict(self):
+        """The options as plain keyword arguments."""
+        return dataclasses.asdict(self)

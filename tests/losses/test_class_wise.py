@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_cmr.losses import (GeneralizedCrossEntropy, class_wise_cross_entropy,
-                              generalized_cross_entropy, label_regression, prototype_contrastive)
+from keras_cmr.losses import (GeneralizedCrossEntropy, SymmetricCrossEntropy,
+                              class_wise_cross_entropy, generalized_cross_entropy,
+                              label_regression, prototype_contrastive, symmetric_cross_entropy)
 
 # The sizes of every loss test file: JAX compiles each eager op once per shape.
 N, C, E = 6, 4, 4
@@ -169,3 +170,55 @@ def test_generalized_cross_entropy_tends_to_the_cross_entropy_and_pulls_wrong_la
         generalized_cross_entropy(logits, logits, labels=[0], q=0)
     with pytest.raises(ValueError, match=r"q must be in \(0, 1\]"):
         GeneralizedCrossEntropy(q=1.5)
+
+
+def reference_sce(image_logits, text_logits, labels, alpha, beta):
+    """Explicit loops: sum over modalities of alpha * CE + beta * RCE, log 0 = -4 in RCE."""
+    out = []
+    for i in range(len(labels)):
+        if np.ndim(labels[i]) == 0:
+            targets = [1.0 if c == int(labels[i]) else 0.0 for c in range(C)]
+        else:
+            targets = [float(x) / max(sum(labels[i]), 1) for x in labels[i]]
+        total = 0.0
+        for logits in (image_logits, text_logits):
+            if sum(targets) == 0:
+                continue
+            exps = [math.exp(value - max(logits[i])) for value in logits[i]]
+            probabilities = [e / sum(exps) for e in exps]
+            cross = -sum(t * math.log(p) for t, p in zip(targets, probabilities) if t > 0)
+            reverse = -sum(p * (math.log(t) if t > 0 else -4.0)
+                           for t, p in zip(targets, probabilities))
+            total += alpha * cross + beta * reverse
+        out.append(total)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.1, 1.0), (1.0, 0.0), (0.0, 2.5), (6.0, 0.1)])
+def test_symmetric_cross_entropy_matches_reference(rng, alpha, beta):
+    a, b = rng.normal(size=(2, N, C)) * 3
+    classes = rng.integers(0, C, size=N)
+    multi = (rng.random((N, C)) < 0.4).astype("float32")
+    multi[0] = 0  # an empty label set counts 0
+    for labels in (classes, multi):
+        got = ops.convert_to_numpy(symmetric_cross_entropy(a, b, labels=labels, alpha=alpha,
+                                                           beta=beta))
+        np.testing.assert_allclose(got, reference_sce(a, b, labels, alpha, beta), rtol=1e-5,
+                                   atol=1e-6)
+    default = ops.convert_to_numpy(symmetric_cross_entropy(a, b, labels=classes))
+    np.testing.assert_allclose(default, reference_sce(a, b, classes, 0.1, 1.0), rtol=1e-5)
+
+
+def test_the_reverse_cross_entropy_is_bounded_and_the_options_are_checked():
+    logits = np.array([[4.0, 0.0, -1.0]])
+    # RCE alone: 4 (1 - p_y) per modality, at most 8 for a confidently wrong label.
+    wrong = ops.convert_to_numpy(symmetric_cross_entropy(logits, logits, labels=[2], alpha=0.0,
+                                                         beta=1.0))
+    assert 7.9 < wrong[0] <= 8.0
+    ce = ops.convert_to_numpy(class_wise_cross_entropy(logits, logits, labels=[2]))
+    only_ce = symmetric_cross_entropy(logits, logits, labels=[2], alpha=1.0, beta=0.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(only_ce), ce, rtol=1e-6)
+    with pytest.raises(ValueError, match="alpha must be >= 0; received alpha=-1"):
+        symmetric_cross_entropy(logits, logits, labels=[0], alpha=-1.0)
+    with pytest.raises(ValueError, match="alpha \\+ beta must be > 0"):
+        SymmetricCrossEntropy(alpha=0.0, beta=0.0)

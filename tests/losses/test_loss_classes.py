@@ -47,6 +47,10 @@ CASES = {
     "class_wise_cross_entropy": (
         losses.ClassWiseCrossEntropy(), ["image_logits", "text_logits"],
         lambda y: losses.class_wise_cross_entropy(A["image_logits"], A["text_logits"], labels=y)),
+    "symmetric_cross_entropy": (
+        losses.SymmetricCrossEntropy(alpha=0.5, beta=2.0), ["image_logits", "text_logits"],
+        lambda y: losses.symmetric_cross_entropy(A["image_logits"], A["text_logits"], labels=y,
+                                                 alpha=0.5, beta=2.0)),
     "label_regression": (
         losses.LabelRegressionLoss(), ["image_predictions", "text_predictions"],
         lambda y: losses.label_regression(A["image_predictions"], A["text_predictions"], labels=y)),

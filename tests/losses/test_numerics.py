@@ -27,6 +27,8 @@ LOSSES = {
         16.0 * u, 16.0 * v, labels=y),
     "prototype_contrastive": lambda u, v, s, t, y: losses.prototype_contrastive(
         u, v, PROTOTYPES, labels=y),
+    "symmetric_cross_entropy": lambda u, v, s, t, y: losses.symmetric_cross_entropy(
+        16.0 * u, 16.0 * v, labels=y),
     "label_regression": lambda u, v, s, t, y: losses.label_regression(s, t, labels=y),
     "dscmr": lambda u, v, s, t, y: losses.dscmr(u, v, s, t, labels=y),
 }

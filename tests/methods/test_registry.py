@@ -10,9 +10,9 @@ from keras_cmr.evaluation import evaluate_retrieval
 from keras_cmr.experiment import TrainingConfig
 
 FAST = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0)
-BUILT_IN = ["source", "source_pcl", "source_regression", "source_pcl_gce", "contrastive",
-            "triplet", "infonce", "supervised_infonce", "naive_sum", "dscmr", "kim", "met",
-            "met_selective", "control", "cca", "label_regression", "mrl"]
+BUILT_IN = ["source", "source_pcl", "source_regression", "source_pcl_gce", "source_pcl_sce",
+            "contrastive", "triplet", "infonce", "supervised_infonce", "naive_sum", "dscmr",
+            "kim", "met", "met_selective", "control", "cca", "label_regression", "mrl"]
 
 
 @pytest.fixture
