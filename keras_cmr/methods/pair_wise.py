@@ -18,13 +18,6 @@ PAIR_LOSSES = (
 )
 
 
-def loss_classes():
-    """{method name: its loss class} (imports Keras)."""
-    from keras_cmr import losses
-
-    return {name: getattr(losses, loss) for name, loss, _, _ in PAIR_LOSSES}
-
-
 def _pairwise_builder(loss_name):
     def build(encoder, num_classes, config, source):
         from keras_cmr import losses

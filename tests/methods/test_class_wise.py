@@ -86,6 +86,6 @@ def test_met_transfers_from_the_sce_source_under_label_noise():
     config = dataclasses.replace(FAST, source_method="source_pcl_sce",
                                  label_noise={"rate": 0.4})
     [result] = compare(["met"], load_digits_two_view(), config, seeds=1, log=None)
-    assert 0.0 < result["test"]["avg_map"] <= 1.0 and "source" in result["history"]
+    assert 0.0 < result.test["avg_map"] <= 1.0 and "source" in result.history
     with pytest.raises(ValueError, match="beta must be >= 0; received beta=-1"):
         TrainingConfig(method_options={"source_pcl_sce": {"beta": -1.0}})

@@ -26,11 +26,11 @@ def test_supervised_infonce_alone_of_the_pair_losses_serves_as_source():
 def test_the_transfer_methods_learn_from_the_listed_supervised_infonce_model():
     results = compare(["supervised_infonce", "met", "kim", "met_selective"],
                       load_digits_two_view(), FAST, seeds=1, log=None)
-    assert [result["method"] for result in results] == ["supervised_infonce", "met", "kim",
+    assert [result.method for result in results] == ["supervised_infonce", "met", "kim",
                                                         "met_selective"]
     for result in results:
-        assert 0.0 < result["test"]["avg_map"] <= 1.0
-        assert "source" not in result["history"]  # the listed model served, none trained again
+        assert 0.0 < result.test["avg_map"] <= 1.0
+        assert "source" not in result.history  # the listed model served, none trained again
 
 
 def test_out_of_fold_supervised_infonce_sources_give_met_selective_its_agreement():
@@ -47,4 +47,4 @@ def test_out_of_fold_supervised_infonce_sources_give_met_selective_its_agreement
     assert 0.0 < inputs["label_trust"].min() < 1.0 <= inputs["label_trust"].max()
     trained, result, _ = run.method("met_selective")
     assert trained.transfer_loss.options.trust == "agreement"
-    assert 0.0 < result["test"]["avg_map"] <= 1.0 and len(result["source_folds"]) == 2
+    assert 0.0 < result.test["avg_map"] <= 1.0 and len(result.source_folds) == 2
