@@ -70,6 +70,7 @@ def fit_selected(model, dataset, config, callbacks=(), source=None, check_collap
     if source is not None:
         inputs.update(as_source(source).inputs())
     inputs = model.training_inputs(inputs, train.labels)
+    model.build_for(inputs)
     feed = plan.stage(model, inputs, train.labels, config.batch_size, stopping)
     lent = None if steps is None else steps.lend(model, config)
     history = model.fit(

@@ -94,6 +94,40 @@ def test_the_protocol_compiles_with_the_configs_jit_compile(rng, monkeypatch):
     assert model.get_compile_config()["jit_compile"] == "auto"  # a saved file stays neutral
 
 
+class BuiltAtTrainBegin(keras.callbacks.Callback):
+    """Records whether the model and its optimizer were built before the first step."""
+
+    def on_train_begin(self, logs=None):
+        self.built = (self.model.built, self.model.optimizer.built,
+                      len(self.model.optimizer.variables))
+
+
+def test_fit_builds_the_model_and_its_optimizer_before_the_first_step(data, rng):
+    from keras_cmr.config import TrainingConfig
+    from keras_cmr.datasets import CrossModalDataset, CrossModalSplit
+    from keras_cmr.experiment import build_model, fit_selected
+
+    # On arrays, through fit.
+    model = TransferModel(CrossModalEncoder.projection(4, hidden_dims=(8,)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    seen = BuiltAtTrainBegin()
+    model.fit(*data, batch_size=10, epochs=1, verbose=0, callbacks=[seen])
+    # Adam keeps two moments per trainable variable, besides its own counters.
+    assert seen.built[:2] == (True, True)
+    assert seen.built[2] >= 2 * len(model.trainable_variables) > 0
+    # On batches, through the protocol.
+    config = TrainingConfig(epochs=1, patience=1, embedding_dim=4, hidden_dims=(8,), verbose=0)
+    splits = [CrossModalSplit(rng.normal(size=(n, 6)), rng.normal(size=(n, 5)),
+                              np.arange(n) % 2, name=name) for n, name in ((60, "train"),
+                                                                          (20, "test"))]
+    dataset = CrossModalDataset(*splits, num_classes=2).with_validation(0.2, seed=0)
+    model = build_model("contrastive", 2, config)
+    seen = BuiltAtTrainBegin()
+    fit_selected(model, dataset, config, callbacks=[seen], check_collapse=False)
+    assert seen.built[:2] == (True, True)
+    assert seen.built[2] >= 2 * len(model.trainable_variables) > 0
+
+
 def test_callbacks_on_single_batches_see_every_batch(data):
     class Batches(keras.callbacks.Callback):
         seen = []
