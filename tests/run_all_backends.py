@@ -1,13 +1,18 @@
-"""Run the test suite once per Keras backend, each in its own process.
+"""Run the test suite once per Keras backend, each backend in its own processes.
 
 Usage: python tests/run_all_backends.py [--backends tensorflow,jax,torch] [--jobs N]
-                                        [pytest args...]
+                                        [--shards N] [pytest args...]
 
 Each backend gets a fresh KERAS_HOME (so the user's ~/.keras/keras.json is never read or
-written) and its own pytest process, since Keras fixes its backend at import time. `--jobs`
-backends run at once (default 2: most tests are single-threaded Python, so two suites share two
-cores well); with more than one, each backend's output is printed whole when it finishes. The
-run fails if any backend fails; the last line sums the tests of all backends.
+written) and its own pytest processes, since Keras fixes its backend at import time. Each
+backend's test files are dealt into `--shards` shards of similar size (`shard_selection.py`;
+default 2), and `--jobs` of these (backend, shard) processes run at once (default 2, the cores
+of CI's machine), the heaviest backend first, so that no core idles while one backend finishes.
+Each process gets its share of the cores for its thread pools (OMP_NUM_THREADS,
+TF_NUM_INTRAOP_THREADS: cores // jobs, unless set already): two processes that each spin up
+a pool for every core only slow each other down. With more than one job, each process's
+output is printed whole when it ends. The run fails if any process fails; the last line sums
+the tests of all backends.
 """
 
 import argparse
@@ -21,18 +26,36 @@ from concurrent.futures import ThreadPoolExecutor
 
 BACKENDS = ("tensorflow", "jax", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
 COUNT_PATTERN = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
-def run_backend(backend, pytest_args, stream):
-    """Runs pytest on `backend`; its output goes to stdout as it comes (`stream`) or, else,
-    whole at the end. Returns (exit code, last non-empty line, seconds)."""
+def job_environment(backend, keras_home, shard, shards, threads):
+    """The environment of one (backend, shard) pytest process."""
+    env = dict(os.environ, KERAS_BACKEND=backend, KERAS_HOME=keras_home)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, str(threads))
+    if shards > 1:
+        env["KERAS_CMR_TEST_SHARD"] = f"{shard}/{shards}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_job(backend, shard, shards, threads, pytest_args, stream):
+    """Runs pytest on `backend` (its shard `shard` of `shards`); its output goes to stdout as
+    it comes (`stream`) or, else, whole at the end. Returns (exit code, last non-empty line,
+    seconds)."""
     with tempfile.TemporaryDirectory(prefix=f"keras-home-{backend}-") as keras_home:
-        env = dict(os.environ, KERAS_BACKEND=backend, KERAS_HOME=keras_home)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args]
-        header = f"\n===== KERAS_BACKEND={backend}: {' '.join(command)}"
-        print(header if stream else f"started {backend}", flush=True)
+        env = job_environment(backend, keras_home, shard, shards, threads)
+        plugin = ["-p", "shard_selection"] if shards > 1 else []
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugin,
+                   *pytest_args]
+        name = backend if shards == 1 else f"{backend} shard {shard + 1}/{shards}"
+        header = f"\n===== KERAS_BACKEND={backend}" + (
+            f" (shard {shard + 1}/{shards})" if shards > 1 else "") + f": {' '.join(command)}"
+        print(header if stream else f"started {name}", flush=True)
         start = time.perf_counter()
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -55,7 +78,9 @@ def run_backend(backend, pytest_args, stream):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--jobs", type=int, default=2, help="backends run at once")
+    parser.add_argument("--jobs", type=int, default=2, help="pytest processes run at once")
+    parser.add_argument("--shards", type=int, default=2,
+                        help="pytest processes per backend, each on its share of the files")
     args, pytest_args = parser.parse_known_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
@@ -63,26 +88,32 @@ def main():
         parser.error(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.shards < 1:
+        parser.error(f"--shards must be at least 1, got {args.shards}")
     if not pytest_args:
         pytest_args = ["-q", "tests"]
 
-    jobs = min(args.jobs, len(backends))
+    runs = [(backend, shard) for backend in backends for shard in range(args.shards)]
+    jobs = min(args.jobs, len(runs))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     with ThreadPoolExecutor(jobs) as pool:
-        futures = {b: pool.submit(run_backend, b, pytest_args, jobs == 1) for b in backends}
-        results = {b: future.result() for b, future in futures.items()}
+        futures = {run: pool.submit(run_job, *run, args.shards, threads, pytest_args, jobs == 1)
+                   for run in runs}
+        results = {run: future.result() for run, future in futures.items()}
 
     totals = {"passed": 0, "failed": 0}
-    print("\n===== summary per backend")
-    for backend, (returncode, last_line, seconds) in results.items():
+    print("\n===== summary per backend" + (" and shard" if args.shards > 1 else ""))
+    for (backend, shard), (returncode, last_line, seconds) in results.items():
         status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
-        print(f"{backend:>10}: {status:<18} {seconds:7.1f} s  {last_line}")
+        name = backend if args.shards == 1 else f"{backend} {shard + 1}/{args.shards}"
+        print(f"{name:>14}: {status:<18} {seconds:7.1f} s  {last_line}")
         for number, kind in COUNT_PATTERN.findall(last_line):
             if kind == "passed":
                 totals["passed"] += int(number)
             elif kind in ("failed", "error", "errors"):
                 totals["failed"] += int(number)
         if returncode != 0 and not COUNT_PATTERN.search(last_line):
-            totals["failed"] += 1  # a backend that crashed before reporting still fails
+            totals["failed"] += 1  # a process that crashed before reporting still fails
     print(f"all backends: {totals['passed']} passed, {totals['failed']} failed")
     return 0 if all(r[0] == 0 for r in results.values()) else 1
 

@@ -1,12 +1,20 @@
-"""The suite runner: one pytest process per backend, run side by side, failures summed."""
+"""The suite runner: pytest processes per backend (and shard), run side by side, failures
+summed; the shard plugin that deals the test files."""
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SPEC = importlib.util.spec_from_file_location(
+    "shard_selection", os.path.join(REPO_ROOT, "tests", "shard_selection.py"))
+shard_selection = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(shard_selection)
+deal_files, parse_shard = shard_selection.deal_files, shard_selection.parse_shard
 
 RUNNER = os.path.join(REPO_ROOT, "tests", "run_all_backends.py")
 CHECKS = """
@@ -20,17 +28,17 @@ def test_fails_on_torch():
 """
 
 
-def run(*args):
+def run(*args, env=None):
     return subprocess.run([sys.executable, RUNNER, *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
+                          cwd=REPO_ROOT, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_each_backend_runs_in_its_own_process_and_failures_are_summed(tmp_path, jobs):
     checks = tmp_path / "test_checks.py"
     checks.write_text(CHECKS)
-    result = run("--backends", "jax,torch", "--jobs", jobs, "-q", "--rootdir", str(tmp_path),
-                 str(checks))
+    result = run("--backends", "jax,torch", "--jobs", jobs, "--shards", "1", "-q",
+                 "--rootdir", str(tmp_path), str(checks))
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     # Each backend's report is printed in one piece, under its own header.
@@ -45,4 +53,60 @@ def test_each_backend_runs_in_its_own_process_and_failures_are_summed(tmp_path, 
 
 def test_bad_arguments_are_refused():
     assert "--jobs must be at least 1, got 0" in run("--jobs", "0").stderr
+    assert "--shards must be at least 1, got 0" in run("--shards", "0").stderr
     assert "unknown backend(s) ['mxnet']" in run("--backends", "jax,mxnet").stderr
+
+
+SHARDED = """
+import os
+
+def test_{name}_{index}():
+    # Each process gets its share of the cores for its thread pools.
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "{threads}"
+    assert os.environ["KERAS_CMR_TEST_SHARD"] in ("0/2", "1/2")
+    print("ran", "{name}", {index}, os.environ["KERAS_CMR_TEST_SHARD"])
+"""
+
+
+def test_shards_run_every_file_once_with_a_share_of_the_cores(tmp_path):
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    for name, count in (("small", 1), ("large", 3), ("medium", 2)):
+        text = "".join(SHARDED.format(name=name, index=i, threads=threads) for i in range(count))
+        (tmp_path / f"test_{name}.py").write_text(text)
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")}
+    result = run("--backends", "jax", "--jobs", "2", "--shards", "2", "-q", "-s",
+                 "--rootdir", str(tmp_path), str(tmp_path), env=env)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    ran = sorted(re.findall(r"ran (\w+) (\d) (\d/2)", out))
+    # Largest file first: "large" alone in one shard, "medium" and "small" in the other.
+    shard_of = {name: shard for name, _, shard in ran}
+    assert len(ran) == 6 and shard_of["medium"] == shard_of["small"] != shard_of["large"]
+    assert "jax 1/2: ok" in out and "jax 2/2: ok" in out
+    assert out.strip().endswith("all backends: 6 passed, 0 failed")
+
+
+def test_files_are_dealt_into_shards_of_similar_size(tmp_path):
+    sizes = [900, 500, 400, 300, 200, 100, 100]
+    paths = []
+    for number, size in enumerate(sizes):
+        path = tmp_path / f"test_{number}.py"
+        path.write_text("#" * size)
+        paths.append(str(path))
+    shards = deal_files(paths + paths[:2], 2)  # a file named twice is dealt once
+    assert sorted(shards) == sorted(paths)
+    totals = [sum(size for path, size in zip(paths, sizes) if shards[path] == shard)
+              for shard in (0, 1)]
+    # Largest first, each to the lighter shard (the first on a tie):
+    # 900 + 300 + 100 | 500 + 400 + 200 + 100.
+    assert totals == [1300, 1200]
+    assert deal_files(list(reversed(paths)), 2) == shards
+    assert set(deal_files(paths, 3).values()) == {0, 1, 2}
+
+
+def test_a_shard_is_read_as_index_of_count():
+    assert parse_shard("1/3") == (1, 3)
+    for text in ("3/3", "-1/2", "a/2", "2"):
+        with pytest.raises(ValueError, match="KERAS_CMR_TEST_SHARD"):
+            parse_shard(text)
