@@ -95,13 +95,17 @@ def test_a_one_seed_row_shows_no_spread():
 
 
 class RecordingModel:
-    """Stands in for a model: records what `fit_selected` compiles and fits with."""
+    """Stands in for a model: records what `fit_selected` compiles and fits with (the rest of
+    the trainer interface `fit_selected` calls does nothing)."""
 
     def compile(self, **kwargs):
         pass
 
     def training_inputs(self, x, labels):
         return x
+
+    def build_for(self, inputs):
+        pass
 
     def fit(self, **kwargs):
         self.fitted = kwargs

@@ -249,6 +249,9 @@ def test_multiprocess_seeded_epochs_feed_fit_selected_the_shares(monkeypatch):
         def training_inputs(self, x, labels):
             return x
 
+        def build_for(self, inputs):
+            pass
+
         def fit(self, **kwargs):
             fitted.update(kwargs)
             return types.SimpleNamespace(history={"val_avg_map": [0.5], "loss": [2.0]})
