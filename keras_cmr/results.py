@@ -41,10 +41,10 @@ class RunResult:
     epochs: int
     seconds: float
     history: dict
-    test_curves: dict = None
-    label_noise: dict = None
-    preprocessing: dict = None
-    source_folds: list = None
+    test_curves: dict | None = None
+    label_noise: dict | None = None
+    preprocessing: dict | None = None
+    source_folds: list | None = None
 
     def to_dict(self):
         """The JSON layout: method, seed, test, test_curves, best_val_avg_map, epochs,
@@ -78,7 +78,7 @@ class RunFailure:
     method: str
     seed: int
     failure: str
-    label_noise: dict = None
+    label_noise: dict | None = None
 
     def to_dict(self):
         """The JSON layout: method, seed, failure, and label_noise when not None."""
