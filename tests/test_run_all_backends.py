@@ -2,6 +2,7 @@
 summed; the shard plugin that deals the test files."""
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,10 @@ _SPEC = importlib.util.spec_from_file_location(
 shard_selection = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(shard_selection)
 deal_files, parse_shard = shard_selection.deal_files, shard_selection.parse_shard
+_RUNNER_SPEC = importlib.util.spec_from_file_location(
+    "run_all_backends", os.path.join(REPO_ROOT, "tests", "run_all_backends.py"))
+runner = importlib.util.module_from_spec(_RUNNER_SPEC)
+_RUNNER_SPEC.loader.exec_module(runner)
 
 RUNNER = os.path.join(REPO_ROOT, "tests", "run_all_backends.py")
 CHECKS = """
@@ -110,3 +115,61 @@ def test_a_shard_is_read_as_index_of_count():
     for text in ("3/3", "-1/2", "a/2", "2"):
         with pytest.raises(ValueError, match="KERAS_CMR_TEST_SHARD"):
             parse_shard(text)
+
+
+def test_files_are_dealt_by_their_measured_seconds_and_the_rest_by_size(tmp_path):
+    paths = []
+    for number, size in enumerate([100, 100, 400, 200]):
+        path = tmp_path / f"test_{number}.py"
+        path.write_text("#" * size)
+        paths.append(str(path))
+    # Measured: 0 and 1 (200 bytes in 10 s: 0.05 s a byte), so 2 weighs 20 s and 3 10 s.
+    shards = deal_files(paths, 2, {paths[0]: 9.0, paths[1]: 1.0})
+    # Heaviest first: 2 (20) | 3 (10), 0 (9), 1 (1) -> 20 against 20.
+    assert shards[paths[2]] != shards[paths[3]] == shards[paths[0]] == shards[paths[1]]
+    # Bytes alone would put 2 (400) against 3, 0 and 1 (400); measured seconds put 0 alone.
+    shards = deal_files(paths, 2, {paths[0]: 30.0, paths[1]: 1.0, paths[2]: 1.0,
+                                   paths[3]: 1.0})
+    assert shards[paths[0]] != shards[paths[1]] == shards[paths[2]] == shards[paths[3]]
+
+
+def test_measured_seconds_are_recorded_per_backend_and_order_the_backends(tmp_path):
+    jobs = {}
+    for (backend, shard), files in {("jax", 0): {"tests/a.py": 3.04}, ("jax", 1): {
+            "tests/b.py": 5.0}, ("torch", 0): {"tests/a.py": 1.0}}.items():
+        jobs[backend, shard] = str(tmp_path / f"{backend}-{shard}.json")
+        with open(jobs[backend, shard], "w") as stream:
+            json.dump(files, stream)
+    path = str(tmp_path / "file_seconds.json")
+    with open(path, "w") as stream:
+        json.dump({"tensorflow": {"tests/a.py": 2.0}, "jax": {"tests/old.py": 1.0}}, stream)
+    runner.record_seconds(["jax", "torch"], jobs, path)
+    with open(path) as stream:
+        recorded = json.load(stream)
+    assert recorded == {"jax": {"tests/a.py": 3.0, "tests/b.py": 5.0},
+                        "tensorflow": {"tests/a.py": 2.0}, "torch": {"tests/a.py": 1.0}}
+    assert shard_selection.measured_seconds("jax", path) == recorded["jax"]
+    assert shard_selection.measured_seconds("jax", str(tmp_path / "none.json")) == {}
+    assert runner.backend_order(["tensorflow", "jax", "torch"], path) == [
+        "jax", "tensorflow", "torch"]
+    assert runner.backend_order(["torch", "jax"], str(tmp_path / "none.json")) == [
+        "torch", "jax"]
+
+
+def test_the_plugin_writes_the_seconds_of_each_file_it_ran(tmp_path):
+    (tmp_path / "test_slow.py").write_text(
+        "import time\n\ndef test_a():\n    time.sleep(0.3)\n\ndef test_b():\n"
+        "    time.sleep(0.2)\n")
+    (tmp_path / "test_fast.py").write_text("def test_c():\n    pass\n")
+    path = tmp_path / "seconds.json"
+    env = dict(os.environ, KERAS_CMR_TEST_SECONDS=str(path), PYTHONPATH=os.pathsep.join(
+        filter(None, [os.path.join(REPO_ROOT, "tests"), os.environ.get("PYTHONPATH")])))
+    env.pop("KERAS_CMR_TEST_SHARD", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "shard_selection", "-p",
+         "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    seconds = json.loads(path.read_text())
+    assert sorted(seconds) == ["test_fast.py", "test_slow.py"]
+    assert 0.5 <= seconds["test_slow.py"] < 5.0 and seconds["test_fast.py"] < 0.5
