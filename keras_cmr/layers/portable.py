@@ -95,7 +95,7 @@ class PortableRandomNormal(keras.initializers.Initializer):
 class PortableDropout(keras.layers.Dropout):
     """Inverted dropout whose mask is a function of (seed, call count, position) alone.
 
-    Each training call keeps a unit when its `counter_bits` are at least `rate * 2**30` and
+    Each training call keeps a unit when its `counter_bits` are at least `rate * 2**15` and
     scales the kept units by 1 / (1 - rate), as `keras.layers.Dropout` does. Arguments are
     `Dropout`'s; `noise_shape` is not supported.
     """
