@@ -13,8 +13,8 @@ checked by the tests for uniformity and for correlation between neighbouring pos
 two halves of one block, counters and seeds; it is not cryptographic). Each 30-bit block gives
 two positions their 15 bits (its high half the first half of the positions, its low half the
 second), so the network runs on half as many blocks as there are positions: without a
-compiler every op is a kernel of its own, and the bits were a quarter of a training step on
-TensorFlow and PyTorch at the protocol's towers (benchmarks/README.md).
+compiler every op is a kernel of its own, and on TensorFlow and PyTorch the bits are a
+measurable share of a training step at the protocol's towers (benchmarks/README.md).
 """
 
 import math
