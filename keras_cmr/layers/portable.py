@@ -106,10 +106,19 @@ class PortableDropout(keras.layers.Dropout):
                              f"{noise_shape!r}.")
         super().__init__(rate, seed=seed, **kwargs)
 
+    def _next_state(self):
+        """The seed generator's state, then advances its call count by one, as
+        `SeedGenerator.next` does but from traced values alone (its numpy increment breaks a
+        `torch.compile` graph)."""
+        variable = self.seed_generator.state
+        state = variable.value * 1
+        variable.assign(ops.add(state, ops.cast(ops.arange(2), state.dtype)))
+        return state
+
     def call(self, inputs, training=False):
         if not training or self.rate <= 0:
             return inputs
-        state = self.seed_generator.next()
+        state = self._next_state()
         bits = counter_bits(state[0], state[1], ops.shape(inputs))
         keep = ops.greater_equal(bits, int(round(self.rate * (1 << BITS))))
         return ops.where(keep, inputs / ops.cast(1.0 - self.rate, inputs.dtype),

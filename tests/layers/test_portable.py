@@ -78,3 +78,38 @@ def test_a_tower_saved_with_keras_dropout_loads_and_predicts_the_same(tmp_path, 
     loaded = keras.saving.load_model(tmp_path / "tower.keras")
     assert isinstance(loaded.layers[-1].dropout_layer, PortableDropout)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+
+
+def _compiled(function):
+    """`function` compiled whole by this backend's compiler: a break in its graph fails."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True)
+    import torch
+
+    # fullgraph=True raises on a graph break; the eager backend traces without code generation.
+    return torch.compile(function, fullgraph=True, backend="eager")
+
+
+def test_compiled_dropout_draws_the_counter_bits_and_advances_its_state():
+    layer = PortableDropout(0.3, seed=21)
+    x = np.arange(1, 41, dtype="float32").reshape(8, 5)
+    layer.build(x.shape)
+
+    def call(state, inputs):
+        return layer.stateless_call([], state, inputs, training=True)
+
+    step = _compiled(call)
+    state = [variable.value for variable in layer.non_trainable_variables]
+    for count in range(2):
+        out, state = step(state, ops.convert_to_tensor(x))
+        keep = ops.convert_to_numpy(counter_bits(21, count, (8, 5))) >= round(0.3 * 2**15)
+        np.testing.assert_allclose(ops.convert_to_numpy(out), np.where(keep, x / 0.7, 0.0),
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(ops.convert_to_numpy(state[0]), [21, 2])
