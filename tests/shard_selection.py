@@ -1,28 +1,31 @@
-"""A pytest plugin that keeps one shard of the collected test files: `-p shard_selection`
-with KERAS_CMR_TEST_SHARD="i/n" (shard i of n, 0-based).
+"""A pytest plugin that keeps one shard of the test files: `-p shard_selection` with
+KERAS_CMR_TEST_SHARD="i/n" (shard i of n, 0-based).
 
-A file's tests stay together (module fixtures run once). The files are dealt heaviest first,
-each to the shard holding the least work so far, so every shard gets a similar share of the
-suite, and shard i of n is the same set wherever the same files are collected. A file's work
-is its seconds on this backend in `file_seconds.json` (measured by `run_all_backends.py
---record-seconds`), or, for a file not measured there, its size in bytes at the measured
-files' seconds per byte. A shard left without files passes (the others ran the tests);
-collecting nothing at all still fails.
+The test files under the given paths are dealt before collection, so a process imports only
+its own shard's test modules. A file's tests stay together (module fixtures run once). The
+files are dealt heaviest first, each to the shard holding the least work so far, so every
+shard gets a similar share of the suite, and shard i of n is the same set wherever the same
+files are given. A file's work is its seconds on this backend in `file_seconds.json` (measured
+by `run_all_backends.py --record-seconds`), or, for a file not measured there, its size in
+bytes at the measured files' seconds per byte. A shard left without files passes (the others
+ran the tests); collecting nothing at all still fails.
 
 With KERAS_CMR_TEST_SECONDS=PATH the plugin writes {file: seconds} of the tests it ran (setup,
 call and teardown, files relative to the root directory) to PATH as JSON.
 """
 
 import collections
+import fnmatch
 import json
 import os
+import pathlib
 
 import pytest
 
 SHARD_VARIABLE = "KERAS_CMR_TEST_SHARD"
 SECONDS_VARIABLE = "KERAS_CMR_TEST_SECONDS"
 SECONDS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "file_seconds.json")
-_EMPTY_SHARD = pytest.StashKey[bool]()
+_SHARD = pytest.StashKey[tuple]()  # (this shard's files, every dealt file)
 _seconds_by_file = collections.Counter()  # this process's session only
 
 
@@ -64,21 +67,41 @@ def deal_files(paths, count, seconds=None):
     return shards
 
 
-def pytest_collection_modifyitems(config, items):
+def given_test_files(args, patterns, base):
+    """The absolute paths of the files named in `args` (pytest's arguments, relative to
+    `base`) and of the files matching `patterns` under the folders named there."""
+    files = set()
+    for arg in args:
+        path = pathlib.Path(base, arg.split("::")[0])
+        if path.is_dir():
+            files.update(str(found) for found in path.rglob("*.py")
+                         if any(fnmatch.fnmatch(found.name, pattern) for pattern in patterns))
+        elif path.is_file():
+            files.add(str(path))
+    return {os.path.abspath(name) for name in files}
+
+
+def pytest_configure(config):
     text = os.environ.get(SHARD_VARIABLE)
     if not text:
         return
     index, count = parse_shard(text)
+    base = (config.rootpath if config.args_source == pytest.Config.ArgsSource.TESTPATHS
+            else config.invocation_params.dir)
+    files = given_test_files(config.args, config.getini("python_files"), base)
     root = str(config.rootpath)
     measured = measured_seconds(os.environ.get("KERAS_BACKEND", ""))
     seconds = {os.path.join(root, name): value for name, value in measured.items()}
-    shards = deal_files([str(item.path) for item in items], count, seconds)
-    kept = [item for item in items if shards[str(item.path)] == index]
-    dropped = [item for item in items if shards[str(item.path)] != index]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-    items[:] = kept
-    config.stash[_EMPTY_SHARD] = not kept and bool(dropped)
+    shards = deal_files(files, count, seconds)
+    config.stash[_SHARD] = ({path for path, shard in shards.items() if shard == index}, files)
+
+
+def pytest_ignore_collect(collection_path, config):
+    kept, files = config.stash.get(_SHARD, (None, ()))
+    path = os.path.abspath(collection_path)
+    if path in files and path not in kept:
+        return True
+    return None
 
 
 def pytest_runtest_logreport(report):
@@ -87,8 +110,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(
-            _EMPTY_SHARD, False):
+    kept, files = session.config.stash.get(_SHARD, (None, ()))
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and files and not kept:
         session.exitstatus = pytest.ExitCode.OK
     path = os.environ.get(SECONDS_VARIABLE)
     if path:

@@ -62,9 +62,14 @@ def test_bad_arguments_are_refused():
     assert "unknown backend(s) ['mxnet']" in run("--backends", "jax,mxnet").stderr
 
 
-SHARDED = """
+SHARDED_MODULE = """
 import os
 
+# Printed when the module is imported: only the shard that runs the file imports it.
+print("imported", "{name}", os.environ["KERAS_CMR_TEST_SHARD"])
+"""
+
+SHARDED = """
 def test_{name}_{index}():
     # Each process gets its share of the cores for its thread pools.
     assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "{threads}"
@@ -76,7 +81,8 @@ def test_{name}_{index}():
 def test_shards_run_every_file_once_with_a_share_of_the_cores(tmp_path):
     threads = str(max(1, (os.cpu_count() or 1) // 2))
     for name, count in (("small", 1), ("large", 3), ("medium", 2)):
-        text = "".join(SHARDED.format(name=name, index=i, threads=threads) for i in range(count))
+        text = SHARDED_MODULE.format(name=name) + "".join(
+            SHARDED.format(name=name, index=i, threads=threads) for i in range(count))
         (tmp_path / f"test_{name}.py").write_text(text)
     env = {key: value for key, value in os.environ.items()
            if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")}
@@ -88,6 +94,7 @@ def test_shards_run_every_file_once_with_a_share_of_the_cores(tmp_path):
     # Largest file first: "large" alone in one shard, "medium" and "small" in the other.
     shard_of = {name: shard for name, _, shard in ran}
     assert len(ran) == 6 and shard_of["medium"] == shard_of["small"] != shard_of["large"]
+    assert sorted(re.findall(r"imported (\w+) (\d/2)", out)) == sorted(shard_of.items())
     assert "jax 1/2: ok" in out and "jax 2/2: ok" in out
     assert out.strip().endswith("all backends: 6 passed, 0 failed")
 
