@@ -24,7 +24,7 @@ class Method:
         needs_source: trains after a source (`config.source_method`), as MET does.
         serves_as_source: may be named as `config.source_method`: a trained two-tower model
             whose embeddings a transfer method learns from (the class-wise sources, and the
-            naive sum and supervised InfoNCE, which read the pairing too).
+            naive sum, supervised InfoNCE and MRL, which read the pairing too).
         fit: None (the protocol's `fit_selected`: Adam, validation early stopping), or a
             callable `fit(model, dataset, config, callbacks, source)` returning a history dict
             with a "val_avg_map" list (one value per epoch or step; "loss" optional), for

@@ -36,4 +36,4 @@ def build_mrl(encoder, num_classes, config, source):
 
 register("mrl", build_mrl,
          "MRL: robust clustering loss + multimodal contrastive loss (Hu et al., CVPR 2021)",
-         options=MRLOptions)
+         serves_as_source=True, options=MRLOptions)

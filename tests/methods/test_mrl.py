@@ -1,4 +1,7 @@
-"""MRL as a registered method: its model's loss wiring, training, saving and the protocol run."""
+"""MRL as a registered method: its model's loss wiring, training, saving, the protocol run and
+MRL as the source of a transfer."""
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -6,7 +9,7 @@ import pytest
 
 from keras_cmr import experiment, methods
 from keras_cmr.datasets import load_digits_two_view
-from keras_cmr.experiment import TrainingConfig
+from keras_cmr.experiment import TrainingConfig, compare
 from keras_cmr.layers import CosineClassifier
 from keras_cmr.losses import mrl
 from keras_cmr.losses.mrl import MRL_BETA, MRL_TEMPERATURE
@@ -23,7 +26,7 @@ def encoder(dropout=0.0):
 def test_the_registered_method_builds_mrl_with_its_code_defaults():
     assert (MRL_BETA, MRL_TEMPERATURE) == (0.5, 1.0)  # MRL's utils/config.py: --beta, --tau
     method = methods.get("mrl")
-    assert not method.needs_source and not method.serves_as_source and method.fit is None
+    assert not method.needs_source and method.serves_as_source and method.fit is None
     assert "Hu et al., CVPR 2021" in method.description
     model = method.build(encoder(), NUM_CLASSES, FAST, None)
     assert type(model) is MRLModel
@@ -89,6 +92,18 @@ def test_mrl_runs_through_the_protocol():
     losses = result.history["mrl"]["loss"]
     assert result.epochs == len(losses) >= 1 and np.all(np.isfinite(losses))
     assert 0.0 < result.test["avg_map"] <= 1.0
+
+
+def test_met_transfers_from_an_mrl_source_whether_trained_for_it_or_listed_before_it():
+    config = dataclasses.replace(FAST, source_method="mrl", label_noise={"rate": 0.4})
+    data = load_digits_two_view()
+    [alone] = compare(["met"], data, config, seeds=1, log=None)
+    assert 0.0 < alone.test["avg_map"] <= 1.0 and "source" in alone.history
+    listed = compare(["mrl", "met"], data, config, seeds=1, log=None)
+    assert [result.method for result in listed] == ["mrl", "met"]
+    # The listed MRL model is the source MET would have trained alone: the same figures.
+    assert listed[1].test == alone.test and listed[1].best_val_avg_map == alone.best_val_avg_map
+    assert listed[0].history["mrl"] == alone.history["source"]
 
 
 def test_mrl_options_come_from_the_config_and_default_to_the_loss_defaults():
