@@ -11,7 +11,14 @@ source (out-of-fold with `source_folds` > 1). Runs already in the JSON file are 
 killed study continues where it stopped; the file is rewritten atomically after every run.
 `--report` prints, per rate, the mean test average mAP of each method and MET's paired
 differences to each rival (95% paired t interval); `--plot PNG` draws test average mAP against
-the noise rate, one line per method, the seeds' standard deviation shaded.
+the noise rate, one line per method, the seeds' standard deviation shaded. `--extra PATH=LABEL`
+adds the runs of another study file (another experiment file, the same seeds and rates) to the
+report and the plot, each method named `METHOD+LABEL`; `--reference` names the method the
+others are paired against:
+
+    python experiments/noise_study.py --json experiments/results/noise_wikipedia_rerun_jax.json \
+        --extra experiments/results/noise_wikipedia_mrl_source_jax.json=mrl_source \
+        --reference met+mrl_source --report
 """
 
 import argparse
@@ -107,19 +114,37 @@ def figures(result):
             f"({result.seconds:.0f} s)")
 
 
-def report(path, reference="met"):
+def study_runs(path, extra=()):
+    """The runs of `path` and of each `(path, label)` in `extra`, those with their methods
+    renamed `METHOD+LABEL`."""
+    runs = read_runs(path)
+    for extra_path, label in extra:
+        runs += [dataclasses.replace(run, method=f"{run.method}+{label}")
+                 for run in read_runs(extra_path)]
+    return runs
+
+
+def parse_extra(text):
+    """(path, label) of "PATH=LABEL"."""
+    path, separator, label = text.rpartition("=")
+    if not separator or not path or not label:
+        raise argparse.ArgumentTypeError(f"--extra takes PATH=LABEL, got {text!r}")
+    return path, label
+
+
+def report(runs, reference="met"):
     import numpy as np
 
     from keras_cmr.statistics import paired_difference
 
-    runs = read_runs(path)
     for rate in sorted({r.label_noise["rate"] for r in runs}):
         at_rate = [r for r in runs if r.label_noise["rate"] == rate and not r.failed]
         scores = {}
         for r in at_rate:
             scores.setdefault(r.method, {})[r.seed] = r.test["avg_map"]
         print(f"\nnoise rate {rate}: test avg mAP@all (mean ± std over seeds)\n")
-        print("| method | seeds | test avg mAP | MET − method (95% paired t) | verdict |")
+        print(f"| method | seeds | test avg mAP | {reference} − method (95% paired t) "
+              "| verdict |")
         print("|---|---|---|---|---|")
         for method, by_seed in scores.items():
             values = np.array(list(by_seed.values()))
@@ -153,14 +178,14 @@ def noise_curves(runs):
     return curves
 
 
-def plot(path, png):
+def plot(runs, png):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4))
-    for method, (rates, means, stds) in noise_curves(read_runs(path)).items():
+    for method, (rates, means, stds) in noise_curves(runs).items():
         means, stds = [float(m) for m in means], [float(s) for s in stds]
         axes.plot(rates, means, marker="o", label=method)
         axes.fill_between(rates, [m - s for m, s in zip(means, stds)],
@@ -182,12 +207,17 @@ def main(argv=None):
     parser.add_argument("--json", required=True)
     parser.add_argument("--report", action="store_true", help="print the tables only")
     parser.add_argument("--plot", help="PNG of test avg mAP against the noise rate")
+    parser.add_argument("--extra", type=parse_extra, action="append", default=[],
+                        help="PATH=LABEL: another study file's runs in the report and plot")
+    parser.add_argument("--reference", default="met",
+                        help="the method the report pairs the others against")
     args = parser.parse_args(argv)
     if not args.report:
         run_study(args)
-    report(args.json)
+    runs = study_runs(args.json, args.extra)
+    report(runs, args.reference)
     if args.plot:
-        plot(args.json, args.plot)
+        plot(runs, args.plot)
 
 
 if __name__ == "__main__":

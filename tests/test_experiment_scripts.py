@@ -143,6 +143,20 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     difference = scores["met", 0.4] - scores["control", 0.4]
     assert f"{difference.mean():+.4f}" in out
     assert (tmp_path / "noise.png").stat().st_size > 1000
+    # Another study file's MET, paired against this file's methods by rate and seed.
+    other = rng.uniform(0.2, 0.3, size=3)
+    (tmp_path / "other.json").write_text(json.dumps({"runs": [
+        run_entries("met", seed, 0.5, float(other[seed]),
+                    label_noise={"rate": 0.4, "kind": "symmetric"}) for seed in range(3)]}))
+    study.main(["--json", str(path), "--report", "--extra", f"{tmp_path / 'other.json'}=b",
+                "--reference", "met+b"])
+    out = capsys.readouterr().out
+    assert "| method | seeds | test avg mAP | met+b − method (95% paired t) | verdict |" in out
+    assert f"| `met+b` | 3 | {other.mean():.4f} ± {other.std(ddof=1):.4f} |" in out
+    assert f"{(other - scores['met', 0.4]).mean():+.4f}" in out
+    with pytest.raises(SystemExit):
+        study.main(["--json", str(path), "--report", "--extra", "no-label"])
+    assert "--extra takes PATH=LABEL, got 'no-label'" in capsys.readouterr().err
 
 
 def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
