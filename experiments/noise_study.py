@@ -14,7 +14,8 @@ differences to each rival (95% paired t interval); `--plot PNG` draws test avera
 the noise rate, one line per method, the seeds' standard deviation shaded. `--extra PATH=LABEL`
 adds the runs of another study file (another experiment file, the same seeds and rates) to the
 report and the plot, each method named `METHOD+LABEL`; `--reference` names the method the
-others are paired against:
+others are paired against; `--figure val` reports the best validation avg mAP (measured on the
+noisy validation split) instead of test avg mAP, for choosing between settings:
 
     python experiments/noise_study.py --json experiments/results/noise_wikipedia_rerun_jax.json \
         --extra experiments/results/noise_wikipedia_mrl_source_jax.json=mrl_source \
@@ -132,7 +133,10 @@ def parse_extra(text):
     return path, label
 
 
-def report(runs, reference="met"):
+def report(runs, reference="met", figure="test"):
+    """Prints, per rate, each method's mean `figure` ("test": test avg mAP; "val": the best
+    validation avg mAP, on the noisy validation split) and its paired difference to
+    `reference`."""
     import numpy as np
 
     from keras_cmr.statistics import paired_difference
@@ -141,9 +145,10 @@ def report(runs, reference="met"):
         at_rate = [r for r in runs if r.label_noise["rate"] == rate and not r.failed]
         scores = {}
         for r in at_rate:
-            scores.setdefault(r.method, {})[r.seed] = r.test["avg_map"]
-        print(f"\nnoise rate {rate}: test avg mAP@all (mean ± std over seeds)\n")
-        print(f"| method | seeds | test avg mAP | {reference} − method (95% paired t) "
+            scores.setdefault(r.method, {})[r.seed] = (
+                r.test["avg_map"] if figure == "test" else r.best_val_avg_map)
+        print(f"\nnoise rate {rate}: {figure} avg mAP@all (mean ± std over seeds)\n")
+        print(f"| method | seeds | {figure} avg mAP | {reference} − method (95% paired t) "
               "| verdict |")
         print("|---|---|---|---|---|")
         for method, by_seed in scores.items():
@@ -211,11 +216,13 @@ def main(argv=None):
                         help="PATH=LABEL: another study file's runs in the report and plot")
     parser.add_argument("--reference", default="met",
                         help="the method the report pairs the others against")
+    parser.add_argument("--figure", default="test", choices=("test", "val"),
+                        help="report test avg mAP or the best (noisy) validation avg mAP")
     args = parser.parse_args(argv)
     if not args.report:
         run_study(args)
     runs = study_runs(args.json, args.extra)
-    report(runs, args.reference)
+    report(runs, args.reference, args.figure)
     if args.plot:
         plot(runs, args.plot)
 

@@ -154,6 +154,8 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     assert "| method | seeds | test avg mAP | met+b − method (95% paired t) | verdict |" in out
     assert f"| `met+b` | 3 | {other.mean():.4f} ± {other.std(ddof=1):.4f} |" in out
     assert f"{(other - scores['met', 0.4]).mean():+.4f}" in out
+    study.main(["--json", str(path), "--report", "--figure", "val"])
+    assert "| `met` | 3 | 0.5000 ± 0.0000 |" in capsys.readouterr().out  # run_entries' val
     with pytest.raises(SystemExit):
         study.main(["--json", str(path), "--report", "--extra", "no-label"])
     assert "--extra takes PATH=LABEL, got 'no-label'" in capsys.readouterr().err
