@@ -15,7 +15,9 @@ the noise rate, one line per method, the seeds' standard deviation shaded. `--ex
 adds the runs of another study file (another experiment file, the same seeds and rates) to the
 report and the plot, each method named `METHOD+LABEL`; `--reference` names the method the
 others are paired against; `--figure val` reports the best validation avg mAP (measured on the
-noisy validation split) instead of test avg mAP, for choosing between settings:
+noisy validation split) instead of test avg mAP; `--choose A,B=LABEL` adds, per rate and seed,
+the run of A or B whose validation avg mAP is higher (a choice that reads no test figure and no
+clean label):
 
     python experiments/noise_study.py --json experiments/results/noise_wikipedia_rerun_jax.json \
         --extra experiments/results/noise_wikipedia_mrl_source_jax.json=mrl_source \
@@ -125,6 +127,27 @@ def study_runs(path, extra=()):
     return runs
 
 
+def chosen_on_validation(runs, candidates, label):
+    """For each (rate, seed) where every method in `candidates` ran, the run of the one with
+    the highest best validation avg mAP, renamed `label`: a choice made on the noisy
+    validation split alone."""
+    by_key = {}
+    for run in runs:
+        if run.method in candidates and not run.failed:
+            by_key.setdefault((run.label_noise["rate"], run.seed), []).append(run)
+    return [dataclasses.replace(max(group, key=lambda r: r.best_val_avg_map), method=label)
+            for group in by_key.values() if len(group) == len(candidates)]
+
+
+def parse_choice(text):
+    """(candidate methods, label) of "A,B=LABEL"."""
+    names, separator, label = text.rpartition("=")
+    candidates = tuple(name for name in names.split(",") if name)
+    if not separator or len(candidates) < 2 or not label:
+        raise argparse.ArgumentTypeError(f"--choose takes A,B=LABEL, got {text!r}")
+    return candidates, label
+
+
 def parse_extra(text):
     """(path, label) of "PATH=LABEL"."""
     path, separator, label = text.rpartition("=")
@@ -216,12 +239,17 @@ def main(argv=None):
                         help="PATH=LABEL: another study file's runs in the report and plot")
     parser.add_argument("--reference", default="met",
                         help="the method the report pairs the others against")
+    parser.add_argument("--choose", type=parse_choice, action="append", default=[],
+                        help="A,B=LABEL: per rate and seed, the run of A or B with the higher "
+                             "validation avg mAP, reported as LABEL")
     parser.add_argument("--figure", default="test", choices=("test", "val"),
                         help="report test avg mAP or the best (noisy) validation avg mAP")
     args = parser.parse_args(argv)
     if not args.report:
         run_study(args)
     runs = study_runs(args.json, args.extra)
+    for candidates, label in args.choose:
+        runs += chosen_on_validation(runs, candidates, label)
     report(runs, args.reference, args.figure)
     if args.plot:
         plot(runs, args.plot)

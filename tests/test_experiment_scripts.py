@@ -1,6 +1,7 @@
 """The scripts behind docs/results.md: report tables, ablation variants, search resumption,
 relaxed-label statistics."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -154,6 +155,18 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     assert "| method | seeds | test avg mAP | met+b − method (95% paired t) | verdict |" in out
     assert f"| `met+b` | 3 | {other.mean():.4f} ± {other.std(ddof=1):.4f} |" in out
     assert f"{(other - scores['met', 0.4]).mean():+.4f}" in out
+    # Per seed, the run whose validation figure is higher: seed 0 from "b", the rest "met".
+    runs = [study.result_from_dict(entries) for entries in json.loads(path.read_text())["runs"]]
+    other_runs = [study.result_from_dict(entries)
+                  for entries in json.loads((tmp_path / "other.json").read_text())["runs"]]
+    other_runs = [dataclasses.replace(r, method="met+b",
+                                      best_val_avg_map=0.6 if r.seed == 0 else 0.4)
+                  for r in other_runs]
+    chosen = study.chosen_on_validation(runs + other_runs, ("met", "met+b"), "picked")
+    assert sorted((r.seed, r.test["avg_map"]) for r in chosen) == [
+        (0, float(other[0])), (1, float(scores["met", 0.4][1])),
+        (2, float(scores["met", 0.4][2]))]
+    assert {r.method for r in chosen} == {"picked"}
     study.main(["--json", str(path), "--report", "--figure", "val"])
     assert "| `met` | 3 | 0.5000 ± 0.0000 |" in capsys.readouterr().out  # run_entries' val
     with pytest.raises(SystemExit):
