@@ -139,21 +139,26 @@ def chosen_on_validation(runs, candidates, label):
             for group in by_key.values() if len(group) == len(candidates)]
 
 
+def _labelled_value(text, option, form):
+    """(value, label) of "VALUE=LABEL", both non-empty; an argparse error naming `option`."""
+    value, separator, label = text.rpartition("=")
+    if not separator or not value or not label:
+        raise argparse.ArgumentTypeError(f"{option} takes {form}, got {text!r}")
+    return value, label
+
+
 def parse_choice(text):
     """(candidate methods, label) of "A,B=LABEL"."""
-    names, separator, label = text.rpartition("=")
+    names, label = _labelled_value(text, "--choose", "A,B=LABEL")
     candidates = tuple(name for name in names.split(",") if name)
-    if not separator or len(candidates) < 2 or not label:
+    if len(candidates) < 2:
         raise argparse.ArgumentTypeError(f"--choose takes A,B=LABEL, got {text!r}")
     return candidates, label
 
 
 def parse_extra(text):
     """(path, label) of "PATH=LABEL"."""
-    path, separator, label = text.rpartition("=")
-    if not separator or not path or not label:
-        raise argparse.ArgumentTypeError(f"--extra takes PATH=LABEL, got {text!r}")
-    return path, label
+    return _labelled_value(text, "--extra", "PATH=LABEL")
 
 
 def report(runs, reference="met", figure="test"):

@@ -172,6 +172,9 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     with pytest.raises(SystemExit):
         study.main(["--json", str(path), "--report", "--extra", "no-label"])
     assert "--extra takes PATH=LABEL, got 'no-label'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.main(["--json", str(path), "--report", "--choose", "met=one"])
+    assert "--choose takes A,B=LABEL, got 'met=one'" in capsys.readouterr().err
 
 
 def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
