@@ -1,4 +1,4 @@
-"""Label-noise study: every method at each noise rate, paired over seeds (issue 15).
+"""Label-noise study: every method at each noise rate, paired over seeds.
 
     KERAS_BACKEND=jax python experiments/noise_study.py --config experiments/wikipedia.json \
         --rates 0.4,0.0 --seeds 10 --methods met,control,kim,naive_sum,contrastive \
@@ -6,8 +6,8 @@
 
 For each rate and seed s the training labels get `with_label_noise(rate, seed=s)` (the
 validation split is carved from the noisy training pairs; the test split stays clean), then every
-method trains under the experiment file's protocol with seed s; transfer methods share the seed's
-source (out-of-fold with `source_folds` > 1). Runs already in the JSON file are skipped, so a
+method trains under the experiment file's protocol with seed s, in one `Run`: transfer methods
+share the seed's source (`Run.source`). Runs already in the JSON file are skipped, so a
 killed study continues where it stopped; the file is rewritten atomically after every run.
 `--report` prints, per rate, the mean test average mAP of each method and MET's paired
 differences to each rival (95% paired t interval); `--plot PNG` draws test average mAP against
@@ -61,15 +61,13 @@ def save_runs(path, runs, meta):
 
 def run_study(args):
     from keras_cmr.datasets import load_dataset
-    from keras_cmr import methods as registry
-    from keras_cmr.experiment import TrainingConfig, out_of_fold_source
+    from keras_cmr.experiment import Run, TrainingConfig
 
     experiment = read_json_object(args.config, "--config")
     fields = {k: v for k, v in experiment.items() if k not in EXPERIMENT_KEYS}
     config = TrainingConfig(**{**fields, "verbose": 0})
     base = load_dataset(experiment["data"])
     methods = args.methods.split(",")
-    transfer = {name for name in methods if registry.get(name).needs_source}
     runs = read_runs(args.json)
     done = {(r.label_noise["rate"], r.seed, r.method) for r in runs}
     meta = {"config": fields, "data": experiment["data"], "methods": methods,
@@ -80,15 +78,9 @@ def run_study(args):
             if not todo:
                 continue
             dataset = base.with_label_noise(rate, seed=seed, kind=args.kind) if rate else base
-            source = None
-            if any(m in transfer for m in todo) and config.source_folds > 1:
-                source = out_of_fold_source(
-                    dataset.with_validation(config.validation_fraction, seed=seed), config, seed)
+            run = Run(dataset, config, seed)
             for method in todo:
-                model, result = attempt(method, dataset, config, seed,
-                                        source if method in transfer else None)
-                if model is not None and method in transfer and source is None:
-                    source = model.source
+                result = attempt(run, method)
                 result = dataclasses.replace(result,
                                              label_noise={"rate": rate, "kind": args.kind})
                 runs.append(result)
@@ -96,17 +88,16 @@ def run_study(args):
                 print(f"rate {rate} seed {seed} {method:<12} {figures(result)}", flush=True)
 
 
-def attempt(method, dataset, config, seed, source):
-    """`run_method` without test curves, or (None, a `RunFailure`) when the run raised
+def attempt(run, method):
+    """`run.method(method)`'s result without test curves, or a `RunFailure` when it raised
     `TrainingFailure` (recorded so that it is not rerun; the reports leave it out)."""
-    from keras_cmr.experiment import run_method
     from keras_cmr.failures import TrainingFailure
 
     try:
-        model, result = run_method(method, dataset, config, seed=seed, source=source)
+        _, result, _ = run.method(method)
     except TrainingFailure as failure:
-        return None, RunFailure(method, seed, str(failure))
-    return model, dataclasses.replace(result, test_curves=None)
+        return RunFailure(method, run.seed, str(failure))
+    return dataclasses.replace(result, test_curves=None)
 
 
 def figures(result):

@@ -9,7 +9,7 @@ options=)`).
 import dataclasses
 
 from keras_cmr import methods
-from keras_cmr.options import (LabelNoise, SoftContrastiveOptions, check_steps,
+from keras_cmr.options import (LabelNoise, SoftContrastiveOptions, SourceSetting, check_steps,
                                options_from_mapping)
 from keras_cmr.options.checks import check_positive_int
 
@@ -37,6 +37,11 @@ class TrainingConfig:
     training pair. It stays 1 by default: on the Wikipedia validation split 5 folds gained
     0.002 validation avg mAP over 5 seeds (`experiments/wikipedia.json` uses them), inside the
     seed spread, for 5 more source trainings.
+    `source_candidates` lists other sources to choose from (`SourceSetting`s, or a method
+    name, or a dict {"method": name, "folds": k}): with any, each run trains the
+    (`source_method`, `source_folds`) source and every candidate, and the transfer learns from
+    the one with the highest best validation avg mAP on the run's own (noisy) validation split
+    (for out-of-fold sources the mean over the folds); see `source_settings()`.
 
     The data settings, each off by default:
 
@@ -72,6 +77,7 @@ class TrainingConfig:
         default_factory=SoftContrastiveOptions)
     method_options: dict = dataclasses.field(default_factory=dict)
     source_folds: int = 1
+    source_candidates: tuple = ()
     label_noise: LabelNoise = None
     image_preprocessing: tuple = ()
     text_preprocessing: tuple = ()
@@ -97,6 +103,7 @@ class TrainingConfig:
         if self.source_method not in methods.sources():
             raise ValueError(f"`source_method` must be one of {methods.sources()}, got "
                              f"{self.source_method!r}.")
+        self.source_candidates = self._read_source_candidates(self.source_candidates)
         if not isinstance(self.soft_contrastive, SoftContrastiveOptions):
             self.soft_contrastive = options_from_mapping(
                 SoftContrastiveOptions, self.soft_contrastive, "`soft_contrastive`")
@@ -141,6 +148,37 @@ class TrainingConfig:
         if not (isinstance(self.jit_compile, bool) or self.jit_compile == "auto"):
             raise ValueError(f'`jit_compile` must be "auto", true or false, got '
                              f"{self.jit_compile!r}.")
+
+    def _read_source_candidates(self, candidates):
+        if isinstance(candidates, (str, dict, SourceSetting)):
+            raise ValueError(f"`source_candidates` must be a list of sources, e.g. "
+                             f"[{candidates!r}], got a single one.")
+        read = []
+        for candidate in candidates:
+            if isinstance(candidate, str):
+                candidate = SourceSetting(candidate)
+            elif not isinstance(candidate, SourceSetting):
+                candidate = options_from_mapping(SourceSetting, candidate,
+                                                 "`source_candidates`")
+            if candidate.method not in methods.sources():
+                raise ValueError(f"`source_candidates`: {candidate.method!r} cannot serve as "
+                                 f"a source; the sources are {methods.sources()}.")
+            if candidate in read or candidate == SourceSetting(self.source_method,
+                                                               self.source_folds):
+                raise ValueError(f"`source_candidates`: {candidate.label()!r} is listed twice "
+                                 f"(`source_method` with `source_folds` is a candidate too).")
+            read.append(candidate)
+        return tuple(read)
+
+    def source_settings(self):
+        """The sources a run may transfer from: (`source_method`, `source_folds`) first, then
+        `source_candidates`, as `SourceSetting`s."""
+        return (SourceSetting(self.source_method, self.source_folds),) + self.source_candidates
+
+    def with_source(self, setting):
+        """This config with `setting` (a `SourceSetting`) as its only source."""
+        return dataclasses.replace(self, source_method=setting.method,
+                                   source_folds=setting.folds, source_candidates=())
 
     @staticmethod
     def _read_method_options(name, value):

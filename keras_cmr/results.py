@@ -30,6 +30,8 @@ class RunResult:
             labels as loaded.
         preprocessing: {"image": steps, "text": steps}; None without preprocessing.
         source_folds: the histories of the out-of-fold sources; None without them.
+        source_choice: {"chosen": label, "best_val_avg_map": {label: figure}} when the run
+            chose its source among several on the validation split; None otherwise.
     """
 
     failed = False  # a class attribute, not a field: a result is never a failure
@@ -45,17 +47,18 @@ class RunResult:
     label_noise: dict | None = None
     preprocessing: dict | None = None
     source_folds: list | None = None
+    source_choice: dict | None = None
 
     def to_dict(self):
         """The JSON layout: method, seed, test, test_curves, best_val_avg_map, epochs,
-        seconds, history, label_noise, preprocessing, source_folds, in this order; an
-        optional entry that is None is left out."""
+        seconds, history, label_noise, preprocessing, source_folds, source_choice, in this
+        order; an optional entry that is None is left out."""
         entries = {"method": self.method, "seed": self.seed, "test": self.test}
         if self.test_curves is not None:
             entries["test_curves"] = self.test_curves
         entries.update(best_val_avg_map=self.best_val_avg_map, epochs=self.epochs,
                        seconds=self.seconds, history=self.history)
-        for name in ("label_noise", "preprocessing", "source_folds"):
+        for name in ("label_noise", "preprocessing", "source_folds", "source_choice"):
             if getattr(self, name) is not None:
                 entries[name] = getattr(self, name)
         return entries

@@ -22,7 +22,9 @@ def test_a_full_result_writes_the_json_layout_and_reads_back_equal():
                        history={"met": stage([0.35, 0.4])}, test_curves=CURVES,
                        label_noise={"rate": 0.4, "kind": "symmetric", "seed": 3},
                        preprocessing={"image": ["hellinger"], "text": []},
-                       source_folds=folds)
+                       source_folds=folds,
+                       source_choice={"chosen": "mrl",
+                                      "best_val_avg_map": {"source_pcl x5": 0.2, "mrl": 0.3}})
     # The layout of a run in `compare --json` files, entries in this order.
     expected = ('{"method": "met", "seed": 3, "test": ' + json.dumps(TEST)
                 + ', "test_curves": ' + json.dumps(CURVES)
@@ -30,7 +32,9 @@ def test_a_full_result_writes_the_json_layout_and_reads_back_equal():
                 + '{"met": ' + json.dumps(stage([0.35, 0.4])) + '}'
                 + ', "label_noise": {"rate": 0.4, "kind": "symmetric", "seed": 3}'
                 + ', "preprocessing": {"image": ["hellinger"], "text": []}'
-                + ', "source_folds": ' + json.dumps(folds) + '}')
+                + ', "source_folds": ' + json.dumps(folds)
+                + ', "source_choice": {"chosen": "mrl", "best_val_avg_map": '
+                + '{"source_pcl x5": 0.2, "mrl": 0.3}}}')
     assert json.dumps(result.to_dict()) == expected
     assert result_from_dict(json.loads(expected)) == result
     assert not result.failed

@@ -16,14 +16,14 @@ from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encoder,
                                            measure_test_split, train_selected)
 from keras_cmr.experiment.run import Run, make_source, run_method, run_with_source
-from keras_cmr.experiment.sources import (OutOfFoldSource, SourceProvider, TrainedSource,
-                                          as_source)
+from keras_cmr.experiment.sources import (ChosenSource, OutOfFoldSource, SourceProvider,
+                                          TrainedSource, as_source)
 from keras_cmr.experiment.tables import format_progress, format_table, summarize
 from keras_cmr.results import RunFailure, RunResult, result_from_dict
 
-__all__ = ["CompiledSteps", "EpochPlan", "OutOfFoldSource", "Run", "RunFailure", "RunResult",
-           "SeededEpochs", "ShuffledEpochs", "SourceProvider", "StageFeed", "TrainedSource",
-           "TrainingConfig", "as_source", "build_model", "compare", "fit_selected",
+__all__ = ["ChosenSource", "CompiledSteps", "EpochPlan", "OutOfFoldSource", "Run", "RunFailure",
+           "RunResult", "SeededEpochs", "ShuffledEpochs", "SourceProvider", "StageFeed",
+           "TrainedSource", "TrainingConfig", "as_source", "build_model", "compare", "fit_selected",
            "format_progress", "format_table", "make_encoder", "make_source",
            "measure_test_split", "out_of_fold_source", "result_from_dict", "run_method",
            "run_with_source", "summarize", "train_selected"]

@@ -8,6 +8,7 @@ from keras_cmr.experiment.run import Run
 from keras_cmr.experiment.sources import TrainedSource
 from keras_cmr.experiment.tables import format_progress
 from keras_cmr.failures import TrainingFailure
+from keras_cmr.options import SourceSetting
 from keras_cmr.results import RunFailure
 
 
@@ -19,10 +20,9 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
     A (method, seed) run gives the figures it gives alone: every stage starts from the seed
     (`train_selected`), and within a seed the methods that need a source ("met", "kim") share
     the source that each would train alone: the `config.source_method` model when that
-    method is listed and runs first, else the one made for the first of them (with
-    `config.source_folds` > 1: the seed's out-of-fold embeddings). `log` gets one line per
-    run, its figures, followed with `progress` by a progress line (`format_progress`);
-    `log=None`: silent.
+    method is listed and runs first and is the only source setting, else the one made for the
+    first of them (`Run.source`). `log` gets one line per run, its figures, followed with
+    `progress` by a progress line (`format_progress`); `log=None`: silent.
 
     A run that raises `keras_cmr.failures.TrainingFailure` (diverged or collapsed) does not
     end the comparison: its result is a `RunFailure`, and `summarize` leaves it out.
@@ -62,14 +62,14 @@ def compare(methods_to_run, dataset, config, seeds, log=print, finished=(), on_r
 
 
 def _run_one(run, method):
-    """The result of `method` in `run`; a trained `config.source_method` model becomes the
-    run's source when it has none yet."""
+    """The result of `method` in `run`; a trained model of the run's only source setting
+    becomes its source when it has none yet."""
     try:
         model, result, _ = run.method(method)
     except TrainingFailure as failure:
         return RunFailure(method, run.seed, str(failure))
     config = run.config
-    if method == config.source_method and config.source_folds == 1 and not run.has_source():
+    if config.source_settings() == (SourceSetting(method),) and not run.has_source():
         run.use_source(TrainedSource(model))
     return result
 

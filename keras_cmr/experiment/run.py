@@ -14,7 +14,7 @@ from keras_cmr.experiment.epochs import ShuffledEpochs
 from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.protocol import measure_test_split, train_selected
 from keras_cmr.experiment.setting import prepare_dataset, setting_entries
-from keras_cmr.experiment.sources import TrainedSource, as_source
+from keras_cmr.experiment.sources import ChosenSource, TrainedSource, as_source
 from keras_cmr.results import RunResult
 
 
@@ -45,15 +45,26 @@ class Run:
     def source(self):
         """The transfer methods' source, made on first use: the out-of-fold embeddings of
         `config.source_folds` > 1 sources, else one `config.source_method` model as a
-        `TrainedSource` whose `history` is its stage."""
+        `TrainedSource` whose `history` is its stage; with `config.source_candidates`, a
+        `ChosenSource`: each of `config.source_settings()` made so, the one with the best
+        validation avg mAP kept."""
         if self._source is None:
-            if self.config.source_folds > 1:
-                self._source = out_of_fold_source(self.dataset, self.config, self.seed,
-                                                  self.callbacks, plan=self.plan,
-                                                  steps=self.steps)
+            settings = self.config.source_settings()
+            if len(settings) == 1:
+                self._source = self._make_source(self.config)
             else:
-                self._source = TrainedSource(*self.train(self.config.source_method))
+                self._source = ChosenSource.best_of({
+                    setting.label(): self._make_source(self.config.with_source(setting))
+                    for setting in settings})
         return self._source
+
+    def _make_source(self, config):
+        if config.source_folds > 1:
+            return out_of_fold_source(self.dataset, config, self.seed, self.callbacks,
+                                      plan=self.plan, steps=self.steps)
+        return TrainedSource(*train_selected(config.source_method, self.dataset, config,
+                                             self.callbacks, seed=self.seed, plan=self.plan,
+                                             steps=self.steps))
 
     def has_source(self):
         """Whether the run's source is made or given already."""

@@ -1,6 +1,7 @@
-"""What a transfer method learns from: one trained source model, or out-of-fold embeddings.
+"""What a transfer method learns from: one trained source model, out-of-fold embeddings, or
+the better of several on the validation split.
 
-Both are `SourceProvider`s, so the protocol (`run_method`, `compare`, `keras-cmr train`)
+All are `SourceProvider`s, so the protocol (`run_method`, `compare`, `keras-cmr train`)
 handles them the same way: `model` goes to the method's build function, `inputs()` goes with
 the training pairs to `fit`, `check` refuses embeddings made for another split.
 """
@@ -24,6 +25,11 @@ class SourceProvider:
 
     model = None
     history = None
+
+    def validation_avg_map(self):
+        """The source's best validation average mAP (the mean over its models when it has
+        several); None when it was not trained for this run."""
+        return None
 
     def inputs(self):
         """Extra `fit` inputs, row-aligned with the training pairs ({} for none)."""
@@ -51,6 +57,9 @@ class TrainedSource(SourceProvider):
 
     model: object
     history: dict = None
+
+    def validation_avg_map(self):
+        return None if self.history is None else self.history["best_val_avg_map"]
 
     @property
     def encoder(self):
@@ -92,6 +101,9 @@ class OutOfFoldSource(SourceProvider):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
+    def validation_avg_map(self):
+        return float(np.mean([fold["best_val_avg_map"] for fold in self.folds]))
+
     def inputs(self):
         return {"source_image": self.image, "source_text": self.text}
 
@@ -110,6 +122,60 @@ class OutOfFoldSource(SourceProvider):
         for fold, encoder in enumerate(self.encoders):
             saving.save_model(encoder, os.path.join(folder, f"source_fold{fold}_encoder.keras"))
         return f"source_fold{{0..{len(self.encoders) - 1}}}_encoder.keras"
+
+
+@dataclasses.dataclass
+class ChosenSource(SourceProvider):
+    """The source with the highest validation average mAP among several made for one run.
+
+    `chosen`: that `SourceProvider`; `label`: its setting's label (`SourceSetting.label`);
+    `figures`: {label: best validation avg mAP} of every candidate, the chosen one included.
+    Everything else is the chosen source's.
+    """
+
+    chosen: SourceProvider
+    label: str
+    figures: dict
+
+    @classmethod
+    def best_of(cls, candidates):
+        """The `ChosenSource` of `candidates`, a {label: trained `SourceProvider`} dict; the
+        first listed wins a tie."""
+        figures = {label: source.validation_avg_map() for label, source in candidates.items()}
+        untrained = [label for label, figure in figures.items() if figure is None]
+        if untrained:
+            raise ValueError(f"sources {untrained} have no validation figure to choose by "
+                             f"(they were not trained for this run)")
+        label = max(figures, key=lambda name: (figures[name], -list(figures).index(name)))
+        return cls(candidates[label], label, figures)
+
+    @property
+    def model(self):
+        return self.chosen.model
+
+    @property
+    def history(self):
+        return self.chosen.history
+
+    @property
+    def encoder(self):
+        return self.chosen.encoder
+
+    def validation_avg_map(self):
+        return self.figures[self.label]
+
+    def inputs(self):
+        return self.chosen.inputs()
+
+    def check(self, train):
+        self.chosen.check(train)
+
+    def result_entries(self):
+        return {**self.chosen.result_entries(),
+                "source_choice": {"chosen": self.label, "best_val_avg_map": self.figures}}
+
+    def save_encoders(self, folder):
+        return self.chosen.save_encoders(folder)
 
 
 def as_source(source):
