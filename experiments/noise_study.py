@@ -17,7 +17,8 @@ report and the plot, each method named `METHOD+LABEL`; `--reference` names the m
 others are paired against; `--figure val` reports the best validation avg mAP (measured on the
 noisy validation split) instead of test avg mAP; `--choose A,B=LABEL` adds, per rate and seed,
 the run of A or B whose validation avg mAP is higher (a choice that reads no test figure and no
-clean label):
+clean label); with `--choose-by source`, the run whose source has the higher validation avg mAP,
+the rule of `TrainingConfig.source_candidates`:
 
     python experiments/noise_study.py --json experiments/results/noise_wikipedia_rerun_jax.json \
         --extra experiments/results/noise_wikipedia_mrl_source_jax.json=mrl_source \
@@ -118,16 +119,33 @@ def study_runs(path, extra=()):
     return runs
 
 
-def chosen_on_validation(runs, candidates, label):
-    """For each (rate, seed) where every method in `candidates` ran, the run of the one with
-    the highest best validation avg mAP, renamed `label`: a choice made on the noisy
-    validation split alone."""
+def source_validation(run):
+    """The best validation avg mAP of the source `run` learned from (the mean over its folds
+    for out-of-fold sources), as `TrainingConfig.source_candidates` chooses by."""
+    if "source" in run.history:
+        return run.history["source"]["best_val_avg_map"]
+    if run.source_folds:
+        return sum(fold["best_val_avg_map"] for fold in run.source_folds) / len(run.source_folds)
+    raise ValueError(f"the {run.method} run of seed {run.seed} recorded no source")
+
+
+def chosen_on_validation(runs, candidates, label, by="method"):
+    """For each (rate, seed) where every method in `candidates` ran, the run with the highest
+    validation figure, renamed `label`: a choice made on the noisy validation split alone.
+    `by`: "method", the run's best validation avg mAP; "source", its source's
+    (`source_validation`); the first listed candidate wins a tie."""
+    figure = {"method": lambda run: run.best_val_avg_map, "source": source_validation}[by]
     by_key = {}
     for run in runs:
         if run.method in candidates and not run.failed:
             by_key.setdefault((run.label_noise["rate"], run.seed), []).append(run)
-    return [dataclasses.replace(max(group, key=lambda r: r.best_val_avg_map), method=label)
-            for group in by_key.values() if len(group) == len(candidates)]
+    chosen = []
+    for group in by_key.values():
+        if len(group) == len(candidates):
+            group.sort(key=lambda run: candidates.index(run.method))
+            best = max(group, key=lambda run: (figure(run), -group.index(run)))
+            chosen.append(dataclasses.replace(best, method=label))
+    return chosen
 
 
 def _labelled_value(text, option, form):
@@ -238,6 +256,9 @@ def main(argv=None):
     parser.add_argument("--choose", type=parse_choice, action="append", default=[],
                         help="A,B=LABEL: per rate and seed, the run of A or B with the higher "
                              "validation avg mAP, reported as LABEL")
+    parser.add_argument("--choose-by", default="method", choices=("method", "source"),
+                        help="what --choose compares: each run's best validation avg mAP, or "
+                             "its source's (as source_candidates chooses)")
     parser.add_argument("--figure", default="test", choices=("test", "val"),
                         help="report test avg mAP or the best (noisy) validation avg mAP")
     args = parser.parse_args(argv)
@@ -245,7 +266,7 @@ def main(argv=None):
         run_study(args)
     runs = study_runs(args.json, args.extra)
     for candidates, label in args.choose:
-        runs += chosen_on_validation(runs, candidates, label)
+        runs += chosen_on_validation(runs, candidates, label, args.choose_by)
     report(runs, args.reference, args.figure)
     if args.plot:
         plot(runs, args.plot)

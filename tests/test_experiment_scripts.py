@@ -177,6 +177,36 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     assert "--choose takes A,B=LABEL, got 'met=one'" in capsys.readouterr().err
 
 
+def test_noise_study_chooses_by_the_source_validation_figure_of_each_run():
+    from keras_cmr.results import result_from_dict
+
+    study = load_script("noise_study")
+    noise = {"rate": 0.4, "kind": "symmetric"}
+
+    def run(method, seed, source_val, test, folds):
+        entries = run_entries(method, seed, 0.9, test, label_noise=noise)
+        if folds:  # out-of-fold sources: their mean is the source's figure
+            entries["source_folds"] = [{"epochs": 1, "best_val_avg_map": v,
+                                        "val_avg_map": [v], "loss": [1.0]}
+                                       for v in (source_val - 0.125, source_val + 0.125)]
+        else:
+            entries["history"]["source"] = {"epochs": 1, "best_val_avg_map": source_val,
+                                            "val_avg_map": [source_val], "loss": [1.0]}
+        return result_from_dict(entries)
+
+    # Figures exact in binary, so that seed 2's tie is one.
+    runs = [run("a", 0, 0.25, 0.20, folds=True), run("b", 0, 0.375, 0.25, folds=False),
+            run("a", 1, 0.5, 0.30, folds=True), run("b", 1, 0.375, 0.35, folds=False),
+            run("a", 2, 0.375, 0.40, folds=True), run("b", 2, 0.375, 0.45, folds=False)]
+    chosen = study.chosen_on_validation(runs, ("a", "b"), "picked", by="source")
+    # Seed 0: b's source is better; seed 1: a's; seed 2: a tie, the first listed (a).
+    assert sorted((r.seed, r.test["avg_map"]) for r in chosen) == [(0, 0.25), (1, 0.30),
+                                                                     (2, 0.40)]
+    bare = result_from_dict(run_entries("c", 0, 0.9, 0.1, label_noise=noise))
+    with pytest.raises(ValueError, match="the c run of seed 0 recorded no source"):
+        study.chosen_on_validation(runs + [bare], ("a", "c"), "picked", by="source")
+
+
 def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
     from keras_cmr.experiment import OutOfFoldSource
 
