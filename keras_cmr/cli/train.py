@@ -84,6 +84,11 @@ def run(args):
             best_val_avg_map=source.history["best_val_avg_map"]))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")
     print(format_table(summarize(results)))
+    if result.source_choice is not None:
+        candidates = ", ".join(f"{label} {figure:.4f}" for label, figure
+                               in result.source_choice["best_val_avg_map"].items())
+        print(f"source chosen on validation avg mAP: {result.source_choice['chosen']} "
+              f"({candidates})")
     # The weights are the same in every process of a multi-process run: one writes them.
     if distribution.is_chief():
         figures = {"data": data, "config": dataclasses.asdict(config),

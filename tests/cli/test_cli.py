@@ -47,6 +47,27 @@ def test_train_met_from_out_of_fold_sources_saves_every_fold_source(tmp_path, ca
     assert len(figures["results"][0]["source_folds"]) == 2
 
 
+def test_train_met_names_the_source_it_chose_and_saves_that_one(tmp_path, capsys):
+    output = tmp_path / "run"
+    experiment = tmp_path / "experiment.json"
+    experiment.write_text(json.dumps({"source_candidates": ["mrl"], "hidden_dims": [16]}))
+    assert main(["train", *FAST, "--config", str(experiment), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    figures = json.loads((output / "figures.json").read_text())
+    choice = figures["results"][-1]["source_choice"]
+    assert set(choice["best_val_avg_map"]) == {"source_pcl", "mrl"}
+    assert choice["chosen"] == max(choice["best_val_avg_map"],
+                                   key=choice["best_val_avg_map"].get)
+    line = ", ".join(f"{label} {choice['best_val_avg_map'][label]:.4f}"
+                     for label in ("source_pcl", "mrl"))  # the config's order
+    assert f"source chosen on validation avg mAP: {choice['chosen']} ({line})" in printed
+    # The source row is the chosen source, measured on the test split.
+    source_row = figures["results"][0]
+    assert source_row["method"] == "source (stage 1)"
+    assert source_row["best_val_avg_map"] == choice["best_val_avg_map"][choice["chosen"]]
+    assert (output / "source_encoder.keras").is_file()
+
+
 def test_compare_tabulates_every_method_and_seed(tmp_path, capsys):
     out = tmp_path / "compare.json"
     assert main(["compare", "--methods", "contrastive,source", "--seeds", "2", *FAST,
