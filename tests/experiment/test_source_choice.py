@@ -1,16 +1,14 @@
 """A transfer's source chosen among several settings on the run's validation split."""
 
-import dataclasses
-
 import pytest
 
 from keras_cmr.config import TrainingConfig
 from keras_cmr.datasets import load_digits_two_view
-from keras_cmr.experiment import ChosenSource, TrainedSource, compare
+from keras_cmr.experiment import ChosenSource, OutOfFoldSource, TrainedSource, compare
 from keras_cmr.options import SourceSetting
 
 NOISY = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0,
-                       label_noise={"rate": 0.4}, source_method="source_pcl", source_folds=2,
+                       label_noise={"rate": 0.4}, source_method="source_pcl",
                        source_candidates=["mrl"])
 
 
@@ -54,36 +52,31 @@ def test_the_candidate_with_the_best_validation_figure_is_chosen_first_on_a_tie(
         ChosenSource.best_of({"a": low, "given": TrainedSource("given")})
 
 
+def test_out_of_fold_sources_are_judged_by_the_mean_of_their_folds():
+    folds = [stage(0.25), stage(0.5)]
+    source = OutOfFoldSource(None, None, None, [], folds, 0.0, "")
+    assert source.validation_avg_map() == 0.375
+    assert source.result_entries() == {"source_folds": folds}
+
+
 def by_method(results):
     return {result.method: result for result in results}
 
 
-def test_met_with_candidates_learns_from_the_source_it_chose_as_if_given_only_that_one():
+def test_met_learns_from_the_source_it_chose_as_if_given_only_that_one():
     data = load_digits_two_view()
-    [chosen] = compare(["met"], data, NOISY, seeds=1, log=None)
-    choice = chosen.source_choice
-    assert set(choice["best_val_avg_map"]) == {"source_pcl x2", "mrl"}
-    # Each candidate's figure is the one it reaches alone: MRL's as a method, the
-    # out-of-fold source's as the mean over its folds.
-    alone = by_method(compare(["mrl", "met"], data, NOISY.with_source(SourceSetting("mrl")),
-                              seeds=1, log=None))
-    assert choice["best_val_avg_map"]["mrl"] == alone["mrl"].best_val_avg_map
-    folds = compare(["met"], data, NOISY.with_source(SourceSetting("source_pcl", 2)), seeds=1,
-                    log=None)[0]
-    fold_mean = sum(fold["best_val_avg_map"] for fold in folds.source_folds) / 2
-    assert choice["best_val_avg_map"]["source_pcl x2"] == pytest.approx(fold_mean, abs=1e-12)
-    expected = max(choice["best_val_avg_map"], key=choice["best_val_avg_map"].get)
-    assert choice["chosen"] == expected
-    # MET's figures are those of MET given the chosen source only.
-    reference = alone["met"] if expected == "mrl" else folds
-    assert chosen.test == reference.test
-    assert chosen.history["met"] == reference.history["met"]
-
-
-def test_a_listed_source_method_is_not_taken_as_the_source_when_there_are_candidates():
-    data = load_digits_two_view()
-    config = dataclasses.replace(NOISY, source_folds=1)
-    together = by_method(compare(["source_pcl", "met"], data, config, seeds=1, log=None))
-    [alone] = compare(["met"], data, config, seeds=1, log=None)
-    assert together["met"].source_choice == alone.source_choice
-    assert together["met"].test == alone.test
+    # source_pcl listed first is not taken as MET's source: MET still chooses.
+    chosen = by_method(compare(["source_pcl", "met"], data, NOISY, seeds=1, log=None))
+    choice = chosen["met"].source_choice
+    figures = choice["best_val_avg_map"]
+    assert set(figures) == {"source_pcl", "mrl"}
+    assert choice["chosen"] == max(figures, key=figures.get)
+    # Each candidate's figure is the one it reaches alone, and MET's figures are those of MET
+    # given the chosen source only (listed before it, so shared).
+    alone = by_method(compare(["source_pcl", "mrl", "met"], data,
+                              NOISY.with_source(SourceSetting(choice["chosen"])), seeds=1,
+                              log=None))
+    assert figures == {name: alone[name].best_val_avg_map for name in ("source_pcl", "mrl")}
+    assert chosen["source_pcl"].history == alone["source_pcl"].history
+    assert chosen["met"].test == alone["met"].test
+    assert chosen["met"].history["met"] == alone["met"].history["met"]
