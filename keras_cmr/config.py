@@ -26,7 +26,7 @@ class TrainingConfig:
     (METHOD.md's lr 1e-4 was still improving after 200 epochs); see docs/results.md.
 
     `source_method` names the model (a registered `serves_as_source` method: class-wise, the
-    naive sum or supervised InfoNCE) that the transfer methods ("met", "kim": those
+    naive sum, supervised InfoNCE or MRL) that the transfer methods ("met", "kim": those
     registered with `needs_source`) transfer from; `soft_contrastive` holds the
     `SoftContrastiveOptions` of "met", "kim" and "met_selective" (which sets trust="agreement";
     a dict of them is read into that type).
