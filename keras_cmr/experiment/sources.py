@@ -149,13 +149,8 @@ class ChosenSource(SourceProvider):
         label = max(figures, key=lambda name: (figures[name], -list(figures).index(name)))
         return cls(candidates[label], label, figures)
 
-    @property
-    def model(self):
-        return self.chosen.model
-
-    @property
-    def history(self):
-        return self.chosen.history
+    def __post_init__(self):
+        self.model, self.history = self.chosen.model, self.chosen.history
 
     @property
     def encoder(self):
