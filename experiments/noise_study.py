@@ -143,8 +143,7 @@ def chosen_on_validation(runs, candidates, label, by="method"):
     for group in by_key.values():
         if len(group) == len(candidates):
             group.sort(key=lambda run: candidates.index(run.method))
-            best = max(group, key=lambda run: (figure(run), -group.index(run)))
-            chosen.append(dataclasses.replace(best, method=label))
+            chosen.append(dataclasses.replace(max(group, key=figure), method=label))
     return chosen
 
 

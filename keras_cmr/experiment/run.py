@@ -37,10 +37,11 @@ class Run:
         self.steps, self.callbacks = steps, tuple(callbacks)
         self._source = None
 
-    def train(self, method, source=None):
-        """`(model, stage)` of one stage of `method` (`train_selected`)."""
-        return train_selected(method, self.dataset, self.config, self.callbacks, source,
-                              seed=self.seed, plan=self.plan, steps=self.steps)
+    def train(self, method, source=None, config=None):
+        """`(model, stage)` of one stage of `method` (`train_selected`) under `config`
+        (default: the run's)."""
+        return train_selected(method, self.dataset, config or self.config, self.callbacks,
+                              source, seed=self.seed, plan=self.plan, steps=self.steps)
 
     def source(self):
         """The transfer methods' source, made on first use: the out-of-fold embeddings of
@@ -62,9 +63,7 @@ class Run:
         if config.source_folds > 1:
             return out_of_fold_source(self.dataset, config, self.seed, self.callbacks,
                                       plan=self.plan, steps=self.steps)
-        return TrainedSource(*train_selected(config.source_method, self.dataset, config,
-                                             self.callbacks, seed=self.seed, plan=self.plan,
-                                             steps=self.steps))
+        return TrainedSource(*self.train(config.source_method, config=config))
 
     def has_source(self):
         """Whether the run's source is made or given already."""

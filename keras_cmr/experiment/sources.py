@@ -146,7 +146,7 @@ class ChosenSource(SourceProvider):
         if untrained:
             raise ValueError(f"sources {untrained} have no validation figure to choose by "
                              f"(they were not trained for this run)")
-        label = max(figures, key=lambda name: (figures[name], -list(figures).index(name)))
+        label = max(figures, key=figures.get)  # the first of equal figures
         return cls(candidates[label], label, figures)
 
     def __post_init__(self):
