@@ -15,17 +15,18 @@ stage's history is read. The plans:
   one-process run's batches. With `backup=folder`, stage k is also backed up in
   folder/stage-k and resumed from there (`StageBackup`): `keras-cmr train --resume`.
 
-`StageBackup` keeps a `keras.callbacks.BackupAndRestore` in the stage's folder (weights,
-optimizer state, epoch), the early-stopping counters and best weights, and the validation
-history; with the epochs drawn from (seed, epoch) alone, a stage killed in any epoch and
+`StageBackup` keeps in the stage's folder the weights, the optimizer state and the epoch,
+the early-stopping counters and best weights, and the validation history, each backup written
+whole or not at all; with the epochs drawn from (seed, epoch) alone, a stage killed in any epoch and
 resumed ends with the weights and figures of a stage never interrupted (on the same backend
-and machine). A stage that finished has no backup left (BackupAndRestore removes it), so a
+and machine). A stage that finished has no backup left (`StageBackup` removes it), so a
 resumed run trains it again, to the same weights.
 """
 
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -121,7 +122,7 @@ class SeededEpochs(EpochPlan):
                              [ReproducibleEpochs(self.seed, batches)],
                              fit_history)
         if not model.built:
-            # BackupAndRestore restores into built weights; fit on TensorFlow builds later.
+            # The backup restores into built weights; fit on TensorFlow builds later.
             model(batches[0][0])
         backup = StageBackup(folder, ReproducibleEpochs(self.seed, batches), stopping,
                              self.backup_interval)
@@ -138,6 +139,13 @@ class StageBackup(keras.callbacks.Callback):
     (every epoch's backup cost TensorFlow's default run about 15% of its time, our
     measurement).
 
+    A backup of epoch E is `epoch-E.weights.h5` (the model's weights and its optimizer's
+    state), `early_stopping-E.npz` (the early-stopping state and the history) and
+    `training_metadata.json` naming E. Each file is written under a temporary name and renamed,
+    the metadata last, and the previous epoch's files are removed only after it: a process
+    killed at any point leaves a complete backup (`keras.callbacks.BackupAndRestore` writes in
+    place, so a kill while it writes leaves an empty metadata file that no resume can read).
+
     Args:
         folder: the stage's backup folder (created when the first epoch ends).
         epochs: the stage's `ReproducibleEpochs` (batch order and dropout from the seed).
@@ -150,7 +158,6 @@ class StageBackup(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.epochs, self.stopping = folder, epochs, stopping
         self.interval = float(interval)
-        self._backup = keras.callbacks.BackupAndRestore(folder)
         self._logs = []
         self._saved_at = self._saved_epoch = None
 
@@ -163,20 +170,26 @@ class StageBackup(keras.callbacks.Callback):
                 merged.setdefault(key, []).append(value)
         return merged
 
-    def _state_path(self, epoch):
-        return os.path.join(self.folder, f"early_stopping-{epoch}.npz")
+    @property
+    def _metadata_path(self):
+        return os.path.join(self.folder, "training_metadata.json")
+
+    def _paths(self, epoch):
+        return (os.path.join(self.folder, f"epoch-{epoch}.weights.h5"),
+                os.path.join(self.folder, f"early_stopping-{epoch}.npz"))
 
     def on_train_begin(self, logs=None):
         self._logs = []
         self._saved_at = self._saved_epoch = None
-        for callback in (self._backup, self.epochs):
-            callback.set_model(self.model)
+        self.epochs.set_model(self.model)
         # After the early stopping's own on_train_begin (it comes first in the list), which
         # resets its counters: the restored ones replace them.
-        self._backup.on_train_begin(logs)
-        epoch = getattr(self.model, "_initial_epoch", None) or 0
-        if epoch:
+        if os.path.exists(self._metadata_path):
+            with open(self._metadata_path) as stream:
+                epoch = int(json.load(stream)["epoch"])
             self._restore(epoch)
+            # `fit` starts from the model's `_initial_epoch`, as it does for BackupAndRestore.
+            self.model._initial_epoch = epoch
             self._saved_epoch = epoch
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -186,35 +199,49 @@ class StageBackup(keras.callbacks.Callback):
         self._logs.append({key: float(value) for key, value in (logs or {}).items()})
         if self._saved_at is not None and time.monotonic() - self._saved_at < self.interval:
             return
-        # The state of epoch + 1 is written before the backup that names that epoch, and the
-        # previous one removed after it: a kill between them leaves a matching pair.
         self._save(epoch + 1)
-        self._backup.on_epoch_end(epoch, logs)
-        if self._saved_epoch is not None and os.path.exists(self._state_path(self._saved_epoch)):
-            os.remove(self._state_path(self._saved_epoch))
+        if self._saved_epoch is not None:
+            for path in self._paths(self._saved_epoch):
+                if os.path.exists(path):
+                    os.remove(path)
         self._saved_at, self._saved_epoch = time.monotonic(), epoch + 1
 
     def on_train_end(self, logs=None):
-        self._backup.on_train_end(logs)
+        if os.path.isdir(self.folder):
+            shutil.rmtree(self.folder)
 
     def _save(self, epoch):
+        os.makedirs(self.folder, exist_ok=True)
+        weights_path, state_path = self._paths(epoch)
+        partial_weights = os.path.join(self.folder, "partial.weights.h5")
+        self.model.save_weights(partial_weights, overwrite=True)
+        os.replace(partial_weights, weights_path)
         stopping = self.stopping
         state = {"logs": json.dumps(self._logs), "wait": stopping.wait, "best": stopping.best,
                  "best_epoch": stopping.best_epoch, "stopped_epoch": stopping.stopped_epoch,
                  "has_best_weights": stopping.best_weights is not None}
         for index, weight in enumerate(stopping.best_weights or ()):
             state[f"weight_{index}"] = np.asarray(weight)
-        os.makedirs(self.folder, exist_ok=True)
-        temporary = self._state_path(epoch) + ".partial.npz"
-        np.savez(temporary, **state)
-        os.replace(temporary, self._state_path(epoch))
+        partial_state = state_path + ".partial.npz"
+        np.savez(partial_state, **state)
+        os.replace(partial_state, state_path)
+        partial_metadata = self._metadata_path + ".partial"
+        with open(partial_metadata, "w") as stream:
+            json.dump({"epoch": epoch}, stream)
+        os.replace(partial_metadata, self._metadata_path)
 
     def _restore(self, epoch):
-        path = self._state_path(epoch)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"the backup in {self.folder} is of epoch {epoch} but "
-                                    f"{path} is missing; remove the folder to start over.")
-        with np.load(path) as state:
+        weights_path, state_path = self._paths(epoch)
+        for path in (weights_path, state_path):
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"the backup in {self.folder} is of epoch {epoch} but "
+                                        f"{path} is missing; remove the folder to start over.")
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            # Its variables must exist for the weights file to fill them.
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights_path)
+        with np.load(state_path) as state:
             self._logs = json.loads(str(state["logs"]))
             stopping = self.stopping
             stopping.wait, stopping.best = int(state["wait"]), float(state["best"])

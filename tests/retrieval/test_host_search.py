@@ -7,13 +7,18 @@ from keras_cmr.retrieval import BruteForceIndex, host_top_k
 from keras_cmr.retrieval.storage import NpyRows
 
 
-def reference_top_k(queries, gallery, k):
-    """Cosine scores in float64; best first, equal scores by gallery position (stable sort)."""
+def cosines(queries, gallery):
+    """Cosine scores in float64, queries x gallery."""
     def unit(rows):
         rows = rows.astype(np.float64)
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
 
-    scores = unit(queries) @ unit(gallery).T
+    return unit(queries) @ unit(gallery).T
+
+
+def reference_top_k(queries, gallery, k):
+    """Cosine scores in float64; best first, equal scores by gallery position (stable sort)."""
+    scores = cosines(queries, gallery)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, order, axis=1), order
 
@@ -50,11 +55,13 @@ def test_host_and_keras_paths_return_the_reference_ids(tied_data, small_blocks, 
     # The zero query ties every item at 0: the first k added win.
     np.testing.assert_array_equal(found["host"][-1], np.arange(k))
     np.testing.assert_array_equal(found["host"], expected_ids)
-    # PyTorch's top_k may cut an exact tie inside a chunk differently: compare real queries
-    # whose k-th and (k+1)-th scores differ.
-    reference = reference_top_k(queries, gallery, k + 1)[0]
-    clear = reference[:, k - 1] > reference[:, k] + 1e-6
-    np.testing.assert_array_equal(found["keras"][clear], expected_ids[clear])
+    # The Keras path's float32 scores of equal gallery rows may differ in the last bit (how
+    # a backend blocks its matrix product), so it may order exact ties either way: its ids
+    # must be k distinct rows whose exact scores are the best k.
+    ids = found["keras"]
+    assert all(len(set(row)) == k for row in ids)
+    np.testing.assert_allclose(np.take_along_axis(cosines(queries, gallery), ids, axis=1),
+                               expected_scores, rtol=0, atol=1e-12)
 
 
 def test_host_path_with_chunks_smaller_than_k(rng, small_blocks):
