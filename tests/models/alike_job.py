@@ -17,7 +17,8 @@ RUN = TrainingConfig(epochs=3, patience=5, embedding_dim=8, hidden_dims=(16,), v
 
 
 def _weights(model):
-    return [np.array(keras.ops.convert_to_numpy(weight)) for weight in model.weights]
+    """The weights the model trains (the target's, not its frozen source's)."""
+    return [np.array(keras.ops.convert_to_numpy(weight)) for weight in model.trainable_weights]
 
 
 def stage_figures(mode, stages=("source", "target"), batch_size=20):
@@ -31,17 +32,20 @@ def stage_figures(mode, stages=("source", "target"), batch_size=20):
     keras.utils.set_random_seed(5)
     source = SourceModel(CrossModalEncoder.projection(8, hidden_dims=(16,), dropout=0.2), 5,
                          head="prototype")
-    target = TransferModel(CrossModalEncoder.projection(8, hidden_dims=(16,), dropout=0.2),
-                           source)
     figures = {}
-    for name, model in (("source", source), ("target", target))[:len(stages)]:
+    for name in stages:
+        # The target freezes its source when made: after the source's step.
+        model = source if name == "source" else TransferModel(
+            CrossModalEncoder.projection(8, hidden_dims=(16,), dropout=0.2), source)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), **MODES[mode])
         model.build(shapes)
         initial = _weights(model)
         loss = model.fit(x, labels, batch_size=batch_size, epochs=1, shuffle=False,
                          verbose=0).history["loss"]
         figures[f"{mode}_{name}_loss"] = np.array(loss)
-        for index, (before, after) in enumerate(zip(initial, _weights(model))):
+        trained = _weights(model)
+        assert any(np.any(before != after) for before, after in zip(initial, trained)), name
+        for index, (before, after) in enumerate(zip(initial, trained)):
             figures[f"{mode}_{name}_initial_{index}"] = before
             figures[f"{mode}_{name}_trained_{index}"] = after
     return figures
