@@ -65,38 +65,39 @@ def test_a_stage_resumed_from_an_early_backup_replays_to_the_same_weights(pairs,
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("killed_at, nth", [("epoch-2.weights.h5", 1),
-                                            ("early_stopping-2.npz", 1),
-                                            ("training_metadata.json", 2)])
 def test_a_stage_killed_while_backing_up_resumes_from_the_last_whole_backup(
-        pairs, tmp_path, monkeypatch, killed_at, nth):
-    """Killed as the epoch-2 backup puts `killed_at` in place (its `nth` renaming; every
-    file before it written): the backup of epoch 1 stays whole, and the resumed stage replays
-    epochs 2 to 4 to the weights of a stage never interrupted."""
+        pairs, tmp_path, monkeypatch):
+    """Killed as the epoch-2 backup puts each of its files in place (the files before it
+    written): the backup of epoch 1 stays whole, and the resumed stage replays epochs 2 to 4
+    to the weights of a stage never interrupted."""
     expected, _, expected_history = fitted(pairs, SeededEpochs(0))
-    folder = tmp_path / "backup"
     replace = epochs.os.replace
 
     class Killed(Exception):
         pass
 
-    renamed = []
+    # (file, its renaming that is killed: the metadata's first is epoch 1's)
+    for killed_at, nth in (("epoch-2.weights.h5", 1), ("early_stopping-2.npz", 1),
+                           ("training_metadata.json", 2)):
+        folder = tmp_path / killed_at
+        renamed = []
 
-    def replace_or_die(source, target):
-        if str(target).endswith(killed_at):
-            renamed.append(target)
-            if len(renamed) == nth:
-                raise Killed
-        replace(source, target)
-    with monkeypatch.context() as patch:
-        patch.setattr(epochs.os, "replace", replace_or_die)
-        with pytest.raises(Killed):
-            fitted(pairs, SeededEpochs(0, backup=str(folder), backup_interval=0.0))
-    assert (folder / "stage-0" / "training_metadata.json").read_text() == '{"epoch": 1}'
-    resumed, ran, history = fitted(pairs, SeededEpochs(0, backup=str(folder),
-                                                       backup_interval=0.0))
-    assert ran == [1, 2, 3]
-    assert history["loss"] == expected_history["loss"]
-    for got, want in zip(resumed, expected):
-        np.testing.assert_array_equal(got, want)
-    assert not folder.joinpath("stage-0").exists()
+        def replace_or_die(source, target):
+            if str(target).endswith(killed_at):
+                renamed.append(target)
+                if len(renamed) == nth:
+                    raise Killed
+            replace(source, target)
+        with monkeypatch.context() as patch:
+            patch.setattr(epochs.os, "replace", replace_or_die)
+            with pytest.raises(Killed):
+                fitted(pairs, SeededEpochs(0, backup=str(folder), backup_interval=0.0))
+        metadata = folder / "stage-0" / "training_metadata.json"
+        assert metadata.read_text() == '{"epoch": 1}', killed_at
+        resumed, ran, history = fitted(pairs, SeededEpochs(0, backup=str(folder),
+                                                           backup_interval=0.0))
+        assert ran == [1, 2, 3], killed_at
+        assert history["loss"] == expected_history["loss"], killed_at
+        for got, want in zip(resumed, expected):
+            np.testing.assert_array_equal(got, want, err_msg=killed_at)
+        assert not folder.joinpath("stage-0").exists(), killed_at
