@@ -42,6 +42,10 @@ class TrainingConfig:
     (`source_method`, `source_folds`) source and every candidate, and the transfer learns from
     the one with the highest best validation avg mAP on the run's own (noisy) validation split
     (for out-of-fold sources the mean over the folds); see `source_settings()`.
+    `method_candidates` maps a method to other registered methods it competes with, e.g.
+    {"met": ["kim"]}: a run of that method also trains each listed one, on the same source
+    when they need one, and keeps the model with the highest best validation avg mAP (the
+    method itself wins a tie); its result names the choice (`RunResult.method_choice`).
 
     The data settings, each off by default:
 
@@ -78,6 +82,7 @@ class TrainingConfig:
     method_options: dict = dataclasses.field(default_factory=dict)
     source_folds: int = 1
     source_candidates: tuple = ()
+    method_candidates: dict = dataclasses.field(default_factory=dict)
     label_noise: LabelNoise = None
     image_preprocessing: tuple = ()
     text_preprocessing: tuple = ()
@@ -104,6 +109,7 @@ class TrainingConfig:
             raise ValueError(f"`source_method` must be one of {methods.sources()}, got "
                              f"{self.source_method!r}.")
         self.source_candidates = self._read_source_candidates(self.source_candidates)
+        self.method_candidates = self._read_method_candidates(self.method_candidates)
         if not isinstance(self.soft_contrastive, SoftContrastiveOptions):
             self.soft_contrastive = options_from_mapping(
                 SoftContrastiveOptions, self.soft_contrastive, "`soft_contrastive`")
@@ -169,6 +175,38 @@ class TrainingConfig:
                                  f"(`source_method` with `source_folds` is a candidate too).")
             read.append(candidate)
         return tuple(read)
+
+    @staticmethod
+    def _read_method_candidates(candidates):
+        if not isinstance(candidates, dict):
+            raise ValueError(f"`method_candidates` must be a dict of method name -> list of "
+                             f"methods, got {candidates!r}.")
+        def registered(name):
+            try:
+                return methods.get(name)
+            except ValueError as error:
+                raise ValueError(f"`method_candidates`: {error}") from None
+
+        read = {}
+        for method, others in candidates.items():
+            entry = registered(method)
+            if isinstance(others, str) or not isinstance(others, (list, tuple)) or not others:
+                raise ValueError(f"`method_candidates` of {method!r} must be a non-empty list "
+                                 f"of methods, e.g. [{others!r}], got {others!r}.")
+            for other in others:
+                if other == method or list(others).count(other) > 1:
+                    raise ValueError(f"`method_candidates` of {method!r}: {other!r} is listed "
+                                     f"twice ({method!r} itself is a candidate too).")
+                if registered(other).needs_source != entry.needs_source:
+                    raise ValueError(f"`method_candidates` of {method!r}: {other!r} must need a "
+                                     f"source exactly when {method!r} does, so that both learn "
+                                     f"from the same one.")
+            read[method] = tuple(others)
+        return read
+
+    def candidates_of(self, method):
+        """`method` and the methods it competes with on validation (`method_candidates`)."""
+        return (method,) + self.method_candidates.get(method, ())
 
     def source_settings(self):
         """The sources a run may transfer from: (`source_method`, `source_folds`) first, then

@@ -32,6 +32,9 @@ class RunResult:
         source_folds: the histories of the out-of-fold sources; None without them.
         source_choice: {"chosen": label, "best_val_avg_map": {label: figure}} when the run
             chose its source among several on the validation split; None otherwise.
+        method_choice: {"chosen": method, "best_val_avg_map": {method: figure}} when the
+            method competed with others on the validation split (`method_candidates`) and the
+            run's figures are those of the chosen one; None otherwise.
     """
 
     failed = False  # a class attribute, not a field: a result is never a failure
@@ -48,17 +51,19 @@ class RunResult:
     preprocessing: dict | None = None
     source_folds: list | None = None
     source_choice: dict | None = None
+    method_choice: dict | None = None
 
     def to_dict(self):
         """The JSON layout: method, seed, test, test_curves, best_val_avg_map, epochs,
-        seconds, history, label_noise, preprocessing, source_folds, source_choice, in this
-        order; an optional entry that is None is left out."""
+        seconds, history, label_noise, preprocessing, source_folds, source_choice,
+        method_choice, in this order; an optional entry that is None is left out."""
         entries = {"method": self.method, "seed": self.seed, "test": self.test}
         if self.test_curves is not None:
             entries["test_curves"] = self.test_curves
         entries.update(best_val_avg_map=self.best_val_avg_map, epochs=self.epochs,
                        seconds=self.seconds, history=self.history)
-        for name in ("label_noise", "preprocessing", "source_folds", "source_choice"):
+        for name in ("label_noise", "preprocessing", "source_folds", "source_choice",
+                     "method_choice"):
             if getattr(self, name) is not None:
                 entries[name] = getattr(self, name)
         return entries

@@ -81,14 +81,14 @@ def run(args):
         results.insert(0, dataclasses.replace(
             result, method="source (stage 1)",
             test=measure_test_split(source.encoder, dataset.test),
-            best_val_avg_map=source.history["best_val_avg_map"]))
+            best_val_avg_map=source.history["best_val_avg_map"], method_choice=None))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")
     print(format_table(summarize(results)))
-    if result.source_choice is not None:
-        candidates = ", ".join(f"{label} {figure:.4f}" for label, figure
-                               in result.source_choice["best_val_avg_map"].items())
-        print(f"source chosen on validation avg mAP: {result.source_choice['chosen']} "
-              f"({candidates})")
+    for what, choice in (("source", result.source_choice), ("method", result.method_choice)):
+        if choice is not None:
+            candidates = ", ".join(f"{label} {figure:.4f}" for label, figure
+                                   in choice["best_val_avg_map"].items())
+            print(f"{what} chosen on validation avg mAP: {choice['chosen']} ({candidates})")
     # The weights are the same in every process of a multi-process run: one writes them.
     if distribution.is_chief():
         figures = {"data": data, "config": dataclasses.asdict(config),

@@ -15,7 +15,8 @@ from keras_cmr.experiment.epochs import EpochPlan, SeededEpochs, ShuffledEpochs,
 from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.protocol import (build_model, fit_selected, make_encoder,
                                            measure_test_split, train_selected)
-from keras_cmr.experiment.run import Run, make_source, run_method, run_with_source
+from keras_cmr.experiment.run import (Run, make_source, method_choice, run_method,
+                                      run_with_source)
 from keras_cmr.experiment.sources import (ChosenSource, OutOfFoldSource, SourceProvider,
                                           TrainedSource, as_source)
 from keras_cmr.experiment.tables import format_progress, format_table, summarize
@@ -25,5 +26,5 @@ __all__ = ["ChosenSource", "CompiledSteps", "EpochPlan", "OutOfFoldSource", "Run
            "RunResult", "SeededEpochs", "ShuffledEpochs", "SourceProvider", "StageFeed",
            "TrainedSource", "TrainingConfig", "as_source", "build_model", "compare", "fit_selected",
            "format_progress", "format_table", "make_encoder", "make_source",
-           "measure_test_split", "out_of_fold_source", "result_from_dict", "run_method",
-           "run_with_source", "summarize", "train_selected"]
+           "measure_test_split", "method_choice", "out_of_fold_source", "result_from_dict",
+           "run_method", "run_with_source", "summarize", "train_selected"]

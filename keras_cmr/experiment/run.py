@@ -77,7 +77,9 @@ class Run:
         self._source = source
 
     def method(self, method):
-        """Trains `method` (after the source, when it needs one) and measures the test split.
+        """Trains `method` (after the source, when it needs one; with `config.method_candidates`
+        also the methods it competes with, keeping the best on validation) and measures the
+        test split.
 
         Returns `(model, result, source)`: source is the `SourceProvider` the method learned
         from (None for a method that needs none); result the `RunResult`, as `run_method`'s.
@@ -89,7 +91,7 @@ class Run:
             source = self.source()
             if trained_here and source.history is not None:
                 stages["source"] = source.history
-        model, stages[method] = self.train(method, source)
+        model, stages[method], choice = self._train_chosen(method, source)
         test, curves = measure_test_split(model.encoder, self.dataset.test, curves=True)
         entries = setting_entries(self.dataset)
         if source is not None:
@@ -97,8 +99,27 @@ class Run:
         result = RunResult(method, self.seed, test, test_curves=curves,
                            best_val_avg_map=stages[method]["best_val_avg_map"],
                            epochs=stages[method]["epochs"],
-                           seconds=time.perf_counter() - start, history=stages, **entries)
+                           seconds=time.perf_counter() - start, history=stages,
+                           method_choice=choice, **entries)
         return model, result, source
+
+    def _train_chosen(self, method, source):
+        """`(model, stage, choice)` of `method`, or, with `config.method_candidates`, of the
+        candidate `method_choice` picks, each trained as it would be alone; choice is None
+        without candidates."""
+        trained = {name: self.train(name, source) for name in self.config.candidates_of(method)}
+        if len(trained) == 1:
+            return (*trained[method], None)
+        choice = method_choice({name: stage for name, (_, stage) in trained.items()})
+        return (*trained[choice["chosen"]], choice)
+
+
+def method_choice(stages):
+    """{"chosen": name, "best_val_avg_map": {name: figure}} of `stages`, {name: stage
+    history}: the name whose stage has the highest best validation avg mAP, the first listed
+    on a tie."""
+    figures = {name: stage["best_val_avg_map"] for name, stage in stages.items()}
+    return {"chosen": max(figures, key=figures.get), "best_val_avg_map": figures}
 
 
 def make_source(dataset, config, seed=0, callbacks=()):

@@ -47,10 +47,11 @@ def test_train_met_from_out_of_fold_sources_saves_every_fold_source(tmp_path, ca
     assert len(figures["results"][0]["source_folds"]) == 2
 
 
-def test_train_met_names_the_source_it_chose_and_saves_that_one(tmp_path, capsys):
+def test_train_met_names_the_source_and_method_it_chose_and_saves_those(tmp_path, capsys):
     output = tmp_path / "run"
     experiment = tmp_path / "experiment.json"
-    experiment.write_text(json.dumps({"source_candidates": ["mrl"], "hidden_dims": [16]}))
+    experiment.write_text(json.dumps({"source_candidates": ["mrl"], "hidden_dims": [16],
+                                      "method_candidates": {"met": ["kim"]}}))
     assert main(["train", *FAST, "--config", str(experiment), "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     figures = json.loads((output / "figures.json").read_text())
@@ -66,6 +67,11 @@ def test_train_met_names_the_source_it_chose_and_saves_that_one(tmp_path, capsys
     assert source_row["method"] == "source (stage 1)"
     assert source_row["best_val_avg_map"] == choice["best_val_avg_map"][choice["chosen"]]
     assert (output / "source_encoder.keras").is_file()
+    method = figures["results"][-1]["method_choice"]
+    assert figures["results"][-1]["best_val_avg_map"] == max(method["best_val_avg_map"].values())
+    line = ", ".join(f"{name} {method['best_val_avg_map'][name]:.4f}" for name in ("met", "kim"))
+    assert f"method chosen on validation avg mAP: {method['chosen']} ({line})" in printed
+    assert "method_choice" not in source_row
 
 
 def test_compare_tabulates_every_method_and_seed(tmp_path, capsys):
