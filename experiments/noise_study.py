@@ -18,7 +18,9 @@ others are paired against; `--figure val` reports the best validation avg mAP (m
 noisy validation split) instead of test avg mAP; `--choose A,B=LABEL` adds, per rate and seed,
 the run of A or B whose validation avg mAP is higher (a choice that reads no test figure and no
 clean label); with `--choose-by source`, the run whose source has the higher validation avg mAP,
-the rule of `TrainingConfig.source_candidates`:
+the rule of `TrainingConfig.source_candidates`. `--choose-source A,B=LABEL` makes such a choice
+by the sources before the `--choose` ones, which may choose among its labels: the rule of
+`source_candidates` with `method_candidates` (the source first, then the method):
 
     python experiments/noise_study.py --json experiments/results/noise_wikipedia_rerun_jax.json \
         --extra experiments/results/noise_wikipedia_mrl_source_jax.json=mrl_source \
@@ -258,12 +260,17 @@ def main(argv=None):
     parser.add_argument("--choose-by", default="method", choices=("method", "source"),
                         help="what --choose compares: each run's best validation avg mAP, or "
                              "its source's (as source_candidates chooses)")
+    parser.add_argument("--choose-source", type=parse_choice, action="append", default=[],
+                        help="A,B=LABEL: as --choose by the runs' sources, made before every "
+                             "--choose (which may then choose among these labels)")
     parser.add_argument("--figure", default="test", choices=("test", "val"),
                         help="report test avg mAP or the best (noisy) validation avg mAP")
     args = parser.parse_args(argv)
     if not args.report:
         run_study(args)
     runs = study_runs(args.json, args.extra)
+    for candidates, label in args.choose_source:
+        runs += chosen_on_validation(runs, candidates, label, "source")
     for candidates, label in args.choose:
         runs += chosen_on_validation(runs, candidates, label, args.choose_by)
     report(runs, args.reference, args.figure)

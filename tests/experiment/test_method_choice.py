@@ -1,16 +1,11 @@
-"""A method that competes with others on the run's validation split (`method_candidates`)."""
-
-import dataclasses
+"""A method that competes with others on the run's validation split (`method_candidates`);
+a whole run with the choice: tests/experiment/test_source_choice.py."""
 
 import pytest
 
 from keras_cmr.config import TrainingConfig
-from keras_cmr.datasets import load_digits_two_view
-from keras_cmr.experiment import compare, method_choice
+from keras_cmr.experiment import method_choice
 from keras_cmr.results import RunResult, result_from_dict
-
-NOISY = TrainingConfig(epochs=2, patience=1, embedding_dim=8, hidden_dims=(8,), verbose=0,
-                       label_noise={"rate": 0.4})
 
 
 def stage(best):
@@ -52,21 +47,3 @@ def test_the_choice_is_kept_in_the_results_file_layout():
                                                                              "kim": 0.4}})
     assert result_from_dict(result.to_dict()) == result
     assert "method_choice" not in RunResult("met", 0, {}, 0.4, 2, 1.0, {}).to_dict()
-
-
-def test_met_gives_the_figures_of_the_candidate_it_chose_as_if_run_alone():
-    data = load_digits_two_view()
-    config = dataclasses.replace(NOISY, method_candidates={"met": ["kim"]})
-    chosen = compare(["met"], data, config, seeds=1, log=None)[0]
-    alone = {result.method: result for result in compare(["met", "kim"], data, NOISY, seeds=1,
-                                                         log=None)}
-    choice = chosen.method_choice
-    assert choice["best_val_avg_map"] == {name: alone[name].best_val_avg_map
-                                          for name in ("met", "kim")}
-    figures = choice["best_val_avg_map"]
-    assert choice["chosen"] == max(figures, key=figures.get)
-    winner = alone[choice["chosen"]]
-    assert chosen.method == "met" and chosen.test == winner.test
-    assert chosen.history["met"] == winner.history[choice["chosen"]]
-    assert chosen.history["source"] == alone["met"].history["source"]
-    assert alone["met"].method_choice is None

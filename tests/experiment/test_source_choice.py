@@ -1,4 +1,7 @@
-"""A transfer's source chosen among several settings on the run's validation split."""
+"""A transfer's source chosen among several settings on the run's validation split, and the
+method chosen among candidates after it."""
+
+import dataclasses
 
 import pytest
 
@@ -63,20 +66,28 @@ def by_method(results):
     return {result.method: result for result in results}
 
 
-def test_met_learns_from_the_source_it_chose_as_if_given_only_that_one():
+def test_met_learns_from_the_source_and_is_the_method_it_chose_as_if_run_alone():
     data = load_digits_two_view()
     # source_pcl listed first is not taken as MET's source: MET still chooses.
-    chosen = by_method(compare(["source_pcl", "met"], data, NOISY, seeds=1, log=None))
+    config = dataclasses.replace(NOISY, method_candidates={"met": ["kim"]})
+    chosen = by_method(compare(["source_pcl", "met"], data, config, seeds=1, log=None))
     choice = chosen["met"].source_choice
     figures = choice["best_val_avg_map"]
     assert set(figures) == {"source_pcl", "mrl"}
     assert choice["chosen"] == max(figures, key=figures.get)
-    # Each candidate's figure is the one it reaches alone, and MET's figures are those of MET
-    # given the chosen source only (listed before it, so shared).
-    alone = by_method(compare(["source_pcl", "mrl", "met"], data,
+    # Each candidate's figure is the one it reaches alone, and MET's figures are those of the
+    # method it chose, given the chosen source only (listed before it, so shared).
+    alone = by_method(compare(["source_pcl", "mrl", "met", "kim"], data,
                               NOISY.with_source(SourceSetting(choice["chosen"])), seeds=1,
                               log=None))
     assert figures == {name: alone[name].best_val_avg_map for name in ("source_pcl", "mrl")}
     assert chosen["source_pcl"].history == alone["source_pcl"].history
-    assert chosen["met"].test == alone["met"].test
-    assert chosen["met"].history["met"] == alone["met"].history["met"]
+    method = chosen["met"].method_choice
+    assert method["best_val_avg_map"] == {name: alone[name].best_val_avg_map
+                                          for name in ("met", "kim")}
+    figures = method["best_val_avg_map"]
+    assert method["chosen"] == max(figures, key=figures.get)
+    winner = alone[method["chosen"]]
+    assert chosen["met"].test == winner.test
+    assert chosen["met"].history["met"] == winner.history[method["chosen"]]
+    assert alone["met"].method_choice is None and chosen["source_pcl"].method_choice is None
