@@ -221,13 +221,18 @@ def noise_curves(runs):
     return curves
 
 
-def plot(runs, png):
+def plot(runs, png, methods=None):
+    """Draws test avg mAP against the noise rate in `png`: one line per method of `runs`, or
+    per name in `methods` (in that order)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4))
+    if methods:
+        runs = sorted((r for r in runs if r.method in methods),
+                      key=lambda r: methods.index(r.method))
     for method, (rates, means, stds) in noise_curves(runs).items():
         means, stds = [float(m) for m in means], [float(s) for s in stds]
         axes.plot(rates, means, marker="o", label=method)
@@ -250,6 +255,8 @@ def main(argv=None):
     parser.add_argument("--json", required=True)
     parser.add_argument("--report", action="store_true", help="print the tables only")
     parser.add_argument("--plot", help="PNG of test avg mAP against the noise rate")
+    parser.add_argument("--plot-methods", type=lambda text: text.split(","),
+                        help="A,B,...: the methods --plot draws (default: every one)")
     parser.add_argument("--extra", type=parse_extra, action="append", default=[],
                         help="PATH=LABEL: another study file's runs in the report and plot")
     parser.add_argument("--reference", default="met",
@@ -275,7 +282,7 @@ def main(argv=None):
         runs += chosen_on_validation(runs, candidates, label, args.choose_by)
     report(runs, args.reference, args.figure)
     if args.plot:
-        plot(runs, args.plot)
+        plot(runs, args.plot, args.plot_methods)
 
 
 if __name__ == "__main__":

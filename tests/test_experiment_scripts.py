@@ -177,10 +177,11 @@ def test_noise_study_report_pairs_seeds_and_plot_draws_mean_per_rate(tmp_path, c
     assert "--choose takes A,B=LABEL, got 'met=one'" in capsys.readouterr().err
 
 
-def test_noise_study_chooses_by_the_source_validation_figure_of_each_run():
+def source_choice_runs():
+    """Runs of a (out-of-fold sources) and b (one source) for seeds 0-2 whose sources'
+    validation figures say: b on seed 0, a on seed 1, a tie on seed 2."""
     from keras_cmr.results import result_from_dict
 
-    study = load_script("noise_study")
     noise = {"rate": 0.4, "kind": "symmetric"}
 
     def run(method, seed, source_val, test, folds):
@@ -195,9 +196,17 @@ def test_noise_study_chooses_by_the_source_validation_figure_of_each_run():
         return result_from_dict(entries)
 
     # Figures exact in binary, so that seed 2's tie is one.
-    runs = [run("a", 0, 0.25, 0.20, folds=True), run("b", 0, 0.375, 0.25, folds=False),
+    return [run("a", 0, 0.25, 0.20, folds=True), run("b", 0, 0.375, 0.25, folds=False),
             run("a", 1, 0.5, 0.30, folds=True), run("b", 1, 0.375, 0.35, folds=False),
             run("a", 2, 0.375, 0.40, folds=True), run("b", 2, 0.375, 0.45, folds=False)]
+
+
+def test_noise_study_chooses_by_the_source_validation_figure_of_each_run():
+    from keras_cmr.results import result_from_dict
+
+    study = load_script("noise_study")
+    noise = {"rate": 0.4, "kind": "symmetric"}
+    runs = source_choice_runs()
     chosen = study.chosen_on_validation(runs, ("a", "b"), "picked", by="source")
     # Seed 0: b's source is better; seed 1: a's; seed 2: a tie, the first listed (a).
     assert sorted((r.seed, r.test["avg_map"]) for r in chosen) == [(0, 0.25), (1, 0.30),
@@ -205,6 +214,31 @@ def test_noise_study_chooses_by_the_source_validation_figure_of_each_run():
     bare = result_from_dict(run_entries("c", 0, 0.9, 0.1, label_noise=noise))
     with pytest.raises(ValueError, match="the c run of seed 0 recorded no source"):
         study.chosen_on_validation(runs + [bare], ("a", "c"), "picked", by="source")
+
+
+def test_noise_study_chooses_the_source_then_the_method_and_plots_the_named_lines(
+        tmp_path, capsys, monkeypatch):
+    runs = [run.to_dict() for run in source_choice_runs()]
+    noise = {"rate": 0.4, "kind": "symmetric"}
+    # c beats the source-chosen run (validation 0.9) on seed 0 only.
+    runs += [run_entries("c", seed, 0.95 if seed == 0 else 0.5, 0.9, label_noise=noise)
+             for seed in range(3)]
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps({"runs": runs}))
+    study = load_script("noise_study")
+    drawn = []
+    curves = study.noise_curves
+    monkeypatch.setattr(study, "noise_curves",
+                        lambda runs: drawn.append([r.method for r in runs]) or curves(runs))
+    study.main(["--json", str(path), "--report", "--choose-source", "a,b=by_source",
+                "--choose", "by_source,c=rule", "--reference", "rule",
+                "--plot", str(tmp_path / "noise.png"), "--plot-methods", "rule,c"])
+    out = capsys.readouterr().out
+    # Seed 0: c; seeds 1 and 2: the source choice (a, a on the tie): 0.9, 0.30, 0.40.
+    rule = np.array([0.9, 0.30, 0.40])
+    assert f"| `rule` | 3 | {rule.mean():.4f} ± {rule.std(ddof=1):.4f} |" in out
+    assert drawn == [["rule"] * 3 + ["c"] * 3]
+    assert (tmp_path / "noise.png").stat().st_size > 1000
 
 
 def test_source_study_ensemble_similarity_is_the_mean_of_its_sources_cosines():
