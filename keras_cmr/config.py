@@ -181,6 +181,7 @@ class TrainingConfig:
         if not isinstance(candidates, dict):
             raise ValueError(f"`method_candidates` must be a dict of method name -> list of "
                              f"methods, got {candidates!r}.")
+
         def registered(name):
             try:
                 return methods.get(name)
