@@ -34,7 +34,8 @@ class RunResult:
             chose its source among several on the validation split; None otherwise.
         method_choice: {"chosen": method, "best_val_avg_map": {method: figure}} when the
             method competed with others on the validation split (`method_candidates`) and the
-            run's figures are those of the chosen one; None otherwise.
+            run's figures are those of the chosen one, with "failed": {method: message} for
+            candidates whose training failed; None otherwise.
     """
 
     failed = False  # a class attribute, not a field: a result is never a failure

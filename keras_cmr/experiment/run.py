@@ -15,6 +15,7 @@ from keras_cmr.experiment.out_of_fold import out_of_fold_source
 from keras_cmr.experiment.protocol import measure_test_split, train_selected
 from keras_cmr.experiment.setting import prepare_dataset, setting_entries
 from keras_cmr.experiment.sources import ChosenSource, TrainedSource, as_source
+from keras_cmr.failures import TrainingFailure
 from keras_cmr.results import RunResult
 
 
@@ -106,11 +107,23 @@ class Run:
     def _train_chosen(self, method, source):
         """`(model, stage, choice)` of `method`, or, with `config.method_candidates`, of the
         candidate `method_choice` picks, each trained as it would be alone; choice is None
-        without candidates."""
-        trained = {name: self.train(name, source) for name in self.config.candidates_of(method)}
-        if len(trained) == 1:
-            return (*trained[method], None)
+        without candidates. A candidate whose training fails (`TrainingFailure`) is left out
+        of the choice and named in choice["failed"]; when every one fails, `method`'s own
+        failure is raised."""
+        candidates = self.config.candidates_of(method)
+        if len(candidates) == 1:
+            return (*self.train(method, source), None)
+        trained, failures = {}, {}
+        for name in candidates:
+            try:
+                trained[name] = self.train(name, source)
+            except TrainingFailure as failure:
+                failures[name] = failure
+        if not trained:
+            raise failures[method]
         choice = method_choice({name: stage for name, (_, stage) in trained.items()})
+        if failures:
+            choice["failed"] = {name: str(failure) for name, failure in failures.items()}
         return (*trained[choice["chosen"]], choice)
 
 
