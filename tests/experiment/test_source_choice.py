@@ -70,7 +70,9 @@ def test_met_learns_from_the_source_and_is_the_method_it_chose_as_if_run_alone()
     data = load_digits_two_view()
     # source_pcl listed first is not taken as MET's source: MET still chooses.
     config = dataclasses.replace(NOISY, method_candidates={"met": ["kim"]})
-    chosen = by_method(compare(["source_pcl", "met"], data, config, seeds=1, log=None))
+    lines = []
+    chosen = by_method(compare(["source_pcl", "met"], data, config, seeds=1, log=lines.append,
+                               progress=False))
     choice = chosen["met"].source_choice
     figures = choice["best_val_avg_map"]
     assert set(figures) == {"source_pcl", "mrl"}
@@ -91,3 +93,6 @@ def test_met_learns_from_the_source_and_is_the_method_it_chose_as_if_run_alone()
     assert chosen["met"].test == winner.test
     assert chosen["met"].history["met"] == winner.history[method["chosen"]]
     assert alone["met"].method_choice is None and chosen["source_pcl"].method_choice is None
+    assert lines[1].endswith(f"s; source {choice['chosen']} chosen; method {method['chosen']} "
+                             "chosen)")
+    assert lines[0].endswith(" s)")  # source_pcl chose nothing
