@@ -54,6 +54,12 @@ class RunResult:
     source_choice: dict | None = None
     method_choice: dict | None = None
 
+    def choices(self):
+        """{"source": source_choice, "method": method_choice}, the ones that are not None."""
+        return {what: choice for what, choice in (("source", self.source_choice),
+                                                  ("method", self.method_choice))
+                if choice is not None}
+
     def to_dict(self):
         """The JSON layout: method, seed, test, test_curves, best_val_avg_map, epochs,
         seconds, history, label_noise, preprocessing, source_folds, source_choice,

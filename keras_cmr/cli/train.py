@@ -84,11 +84,10 @@ def run(args):
             best_val_avg_map=source.history["best_val_avg_map"], method_choice=None))
     print(f"\n{dataset.name}: test mAP@all (selected on validation avg mAP)")
     print(format_table(summarize(results)))
-    for what, choice in (("source", result.source_choice), ("method", result.method_choice)):
-        if choice is not None:
-            candidates = ", ".join(f"{label} {figure:.4f}" for label, figure
-                                   in choice["best_val_avg_map"].items())
-            print(f"{what} chosen on validation avg mAP: {choice['chosen']} ({candidates})")
+    for what, choice in result.choices().items():
+        candidates = ", ".join(f"{label} {figure:.4f}" for label, figure
+                               in choice["best_val_avg_map"].items())
+        print(f"{what} chosen on validation avg mAP: {choice['chosen']} ({candidates})")
     # The weights are the same in every process of a multi-process run: one writes them.
     if distribution.is_chief():
         figures = {"data": data, "config": dataclasses.asdict(config),

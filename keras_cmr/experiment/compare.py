@@ -78,9 +78,8 @@ def _run_line(result):
     if result.failed:
         return f"seed {result.seed} {result.method:<20} FAILED: {result.failure}"
     test = result.test
-    chosen = "".join(f"; {what} {choice['chosen']} chosen" for what, choice in
-                     (("source", result.source_choice), ("method", result.method_choice))
-                     if choice is not None)
+    chosen = "".join(f"; {what} {choice['chosen']} chosen"
+                     for what, choice in result.choices().items())
     return (f"seed {result.seed} {result.method:<20} test I2T {test['i2t_map']:.4f} "
             f"T2I {test['t2i_map']:.4f} avg {test['avg_map']:.4f} "
             f"({result.epochs} epochs, {result.seconds:.0f} s{chosen})")

@@ -51,6 +51,7 @@ def test_the_choice_is_kept_in_the_results_file_layout():
                        method_choice={"chosen": "kim", "best_val_avg_map": {"met": 0.3,
                                                                              "kim": 0.4}})
     assert result_from_dict(result.to_dict()) == result
+    assert result.choices() == {"method": result.method_choice}
     assert "method_choice" not in RunResult("met", 0, {}, 0.4, 2, 1.0, {}).to_dict()
 
 
